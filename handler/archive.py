@@ -1,0 +1,112 @@
+"""Build a TorchServe .mar from a local model directory or a Hugging Face hub id.
+
+    python handler/archive.py --model models/ja-ner-small --name ja_ner --export-path model_store
+
+The archive holds the handler, the core package, model-config.yaml and, under ``model/``, the
+weights as safetensors, the config and every tokenizer file, so the worker never touches the
+network. A hub id is fetched once, here, with huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Files a tokenizer may need; everything else in a model folder (other weight formats,
+# training state, READMEs) stays out of the archive.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
+log = logging.getLogger("archive")
+
+
+def resolve_model(source: str, cache_dir: str | None = None) -> Path:
+    """A local directory as is; otherwise a hub id downloaded with huggingface_hub.
+
+    Only the files a served model needs are fetched (config, safetensors/bin weights,
+    tokenizer files). ``HF_HUB_OFFLINE=1`` with a populated ``cache_dir`` resolves from the cache.
+    """
+    path = Path(source)
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download  # build-time only: never imported by the worker
+
+    patterns = ["config.json", "*.safetensors", "pytorch_model*.bin", *TOKENIZER_FILES]
+    return Path(snapshot_download(repo_id=source, allow_patterns=patterns, cache_dir=cache_dir))
+
+
+def stage_model(source: Path, target: Path) -> None:
+    """Write weights as safetensors plus config and tokenizer files into ``target``.
+
+    Raises:
+        SystemExit: the folder is not a token-classification model with a fast tokenizer.
+    """
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if not tokenizer.is_fast:
+        raise SystemExit(f"{source}: a fast tokenizer (tokenizer.json) is required for character offsets")
+    model = AutoModelForTokenClassification.from_pretrained(source, dtype="auto")
+    target.mkdir(parents=True)
+    model.save_pretrained(target)  # safetensors, whatever format the source used
+    copied = [f for f in TOKENIZER_FILES if (source / f).is_file()]
+    for name in copied:
+        shutil.copy2(source / name, target / name)
+    if "tokenizer.json" not in copied:
+        tokenizer.save_pretrained(target)  # the fast tokenizer was converted from slow files
+    log.info("staged %s (%s) with %s", source, model.config.model_type, ", ".join(copied))
+
+
+def build(model: str, name: str, version: str, export_path: Path, config: Path) -> Path:
+    """Stage code and model, run torch-model-archiver; returns the .mar path."""
+    source = resolve_model(model)
+    export_path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mar-") as tmp:
+        stage = Path(tmp) / "extra"
+        stage.mkdir()
+        shutil.copytree(
+            REPO / "ja_ner", stage / "ja_ner", ignore=shutil.ignore_patterns("__pycache__", "client", "proto_gen")
+        )
+        shutil.copy2(REPO / "handler" / "streaming.py", stage / "streaming.py")
+        stage_model(source, stage / "model")
+        cmd = [
+            sys.executable, "-m", "model_archiver.model_packaging",
+            "--model-name", name, "--version", version,
+            "--handler", str(REPO / "handler" / "handler.py"),
+            "--extra-files", str(stage),  # its contents land in the archive root
+            "--config-file", str(config),
+            "--export-path", str(export_path), "--force",
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True)
+    return export_path / f"{name}.mar"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="local model directory or hub id")
+    parser.add_argument("--name", default="ja_ner")
+    parser.add_argument("--version", default="1.0")
+    parser.add_argument("--export-path", type=Path, default=REPO / "model_store")
+    parser.add_argument("--config", type=Path, default=REPO / "model-config.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    mar = build(args.model, args.name, args.version, args.export_path, args.config)
+    log.info("wrote %s (%.1f MB)", mar, mar.stat().st_size / 1e6)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""TorchServe adapter: translates TorchServe requests to the core pipeline and back.
+
+Everything about text, models and entities lives in ``ja_ner``; this module only knows how
+TorchServe 0.12 hands requests over (see docs/architecture.md) and how answers go back:
+per-request status codes, content type, gRPC streaming and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import streaming
+
+from ja_ner.errors import NerError
+from ja_ner.forward import device_for
+from ja_ner.pipeline import Pipeline
+from ja_ner.request import ParsedRequest, parse_request, render_response, render_result
+from ja_ner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The model files sit in this folder of the unpacked .mar (see handler/archive.py).
+MODEL_SUBDIR = "model"
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class JaNerHandler:
+    """One TorchServe worker's handler: loads the pipeline once, answers batches."""
+
+    def __init__(self) -> None:
+        self.pipeline: Pipeline | None = None
+        self.model_info: dict[str, str] = {}
+        self.initialized = False
+
+    def initialize(self, context: Any) -> None:
+        """Build settings from the ``handler:`` section of model-config.yaml and load the model."""
+        props = context.system_properties
+        raw = dict((context.model_yaml_config or {}).get("handler") or {})
+        settings = Settings.from_mapping(raw)
+        settings = replace(settings, device=device_for(props.get("gpu_id")))
+        model_dir = Path(props["model_dir"]) / MODEL_SUBDIR
+        self.pipeline = Pipeline.load(model_dir, settings)
+        manifest = getattr(context, "manifest", None) or {}
+        model = manifest.get("model", {})
+        self.model_info = {
+            "model": context.model_name,  # the registered name clients call, not the file name
+            "model_version": str(model.get("modelVersion", "")),
+        }
+        self.initialized = True
+        log.info("ja_ner handler ready: %s on %s", self.model_info, settings.device)
+
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
+        """Answer every request of a TorchServe batch; one bad request never fails the others."""
+        assert self.pipeline is not None
+        parsed: list[ParsedRequest | NerError] = [self._parse(row) for row in data]
+        for idx in range(len(data)):
+            context.set_response_content_type(idx, "application/json")
+        ok = {i: p for i, p in enumerate(parsed) if isinstance(p, ParsedRequest)}
+        stream = {i for i in ok if streaming.is_stream_request(context, i)}
+        docs = [d for i, p in ok.items() if i not in stream for d in p.documents]
+        outcomes, times = self.pipeline.predict_timed(docs)
+        results = iter(outcomes)
+        bodies = []
+        for idx, request in enumerate(parsed):
+            if isinstance(request, NerError):
+                bodies.append(self._error(context, idx, request))
+            elif idx in stream:
+                bodies.append(self._stream(context, idx, request))
+            else:
+                mine = [next(results) for _ in request.documents]
+                status, body = render_response(request, mine, self.model_info)
+                if status != 200:
+                    self._set_status(context, idx, status)
+                bodies.append(_dumps(body))
+        for idx in range(len(data)):
+            streaming.mark_final(context, idx)
+        self._metrics(context, len(data), len(docs), times)
+        return bodies
+
+    def _parse(self, row: dict[str, Any]) -> ParsedRequest | NerError:
+        assert self.pipeline is not None
+        try:
+            return parse_request(row, max_texts=self.pipeline.settings.max_texts)
+        except NerError as err:
+            return err
+
+    def _stream(self, context: Any, idx: int, request: ParsedRequest) -> bytes:
+        """Send one message per window of a single document, then return the final answer."""
+        assert self.pipeline is not None
+        if request.batch or len(request.documents) != 1:
+            outcomes = self.pipeline.predict(request.documents)
+            return _dumps(render_response(request, outcomes, self.model_info)[1])
+        doc = request.documents[0]
+        window = 0
+        for final, outcome in self.pipeline.predict_stream(doc):
+            if final:
+                return _dumps(render_response(request, [outcome], self.model_info)[1])
+            if isinstance(outcome, NerError):
+                continue
+            partial = {**self.model_info, "partial": True, "window": window, **render_result(doc, outcome)}
+            streaming.send_partial(context, idx, _dumps(partial))
+            window += 1
+        raise AssertionError("predict_stream ends with a final outcome")
+
+    @staticmethod
+    def _set_status(context: Any, idx: int, status: int) -> None:
+        context.set_response_status(status, HTTPStatus(status).phrase, idx)
+
+    def _error(self, context: Any, idx: int, error: NerError) -> bytes:
+        self._set_status(context, idx, error.code)
+        return _dumps(error.to_json())
+
+    @staticmethod
+    def _metrics(context: Any, requests: int, documents: int, times: Any) -> None:
+        metrics = context.metrics
+        if metrics is None:
+            return
+        metrics.add_counter("NerBatches", 1)
+        metrics.add_counter("NerBatchRequests", requests)
+        metrics.add_counter("NerDocuments", documents)
+        metrics.add_counter("NerForwardPasses", len(times.batches))
+        for stage, seconds in times.seconds.items():
+            metrics.add_counter(f"Ner{stage.capitalize()}Ms", round(seconds * 1000.0, 3))

@@ -1,0 +1,176 @@
+"""Start, wait for and stop a TorchServe instance (used by the Makefile and the tests).
+
+    python handler/server.py start --config config.properties --model-store model_store
+    python handler/server.py stop
+
+Each instance gets its own TMPDIR (TorchServe keeps its pid file there) and log folder, so
+several can run side by side on different ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_WORKDIR = REPO / "build" / "serve"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    props = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            props[key.strip()] = value.strip()
+    return props
+
+
+def write_properties(props: dict[str, str], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    return path
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running TorchServe: where it listens and where its files are."""
+
+    workdir: Path
+    props: dict[str, str]
+
+    @property
+    def rest_url(self) -> str:
+        return self.props["inference_address"].replace("https://", "http://")
+
+    @property
+    def mgmt_url(self) -> str:
+        return self.props["management_address"]
+
+    @property
+    def metrics_url(self) -> str:
+        return self.props["metrics_address"]
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.props.get('grpc_inference_port', '7070')}"
+
+    @property
+    def grpc_mgmt_target(self) -> str:
+        return f"127.0.0.1:{self.props.get('grpc_management_port', '7071')}"
+
+    def env(self) -> dict[str, str]:
+        tmp = self.workdir / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return {**os.environ, "TMPDIR": str(tmp), "LOG_LOCATION": str(self.workdir / "logs"),
+                "METRICS_LOCATION": str(self.workdir / "logs")}  # fmt: skip
+
+    def token(self, kind: str = "inference") -> str | None:
+        """The key TorchServe wrote to key_file.json (token authorisation on), else None."""
+        path = self.workdir / "key_file.json"
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())[kind]["key"]
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except OSError as err:
+        return 0, str(err)
+
+
+def wait_ready(server: Server, models: list[str], timeout: float) -> None:
+    """Block until /ping is healthy and every model has a READY worker.
+
+    Raises:
+        TimeoutError: not ready in time (the TorchServe log tail is in the message).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, _ = _get(f"{server.rest_url}/ping", server.token())
+        if status == 200 and all(_worker_ready(server, m) for m in models):
+            return
+        time.sleep(0.5)
+    log = server.workdir / "logs" / "model_log.log"
+    tail = log.read_text()[-3000:] if log.exists() else "(no model log)"
+    raise TimeoutError(f"TorchServe not ready after {timeout:.0f}s; model log tail:\n{tail}")
+
+
+def _worker_ready(server: Server, model: str) -> bool:
+    status, body = _get(f"{server.mgmt_url}/models/{model}", server.token("management"))
+    if status != 200:
+        return False
+    return any(w.get("status") == "READY" for m in json.loads(body) for w in m.get("workers", []))
+
+
+def start(config: Path, model_store: Path, workdir: Path, overrides: dict[str, str] | None = None,
+          models: list[str] | None = None, timeout: float = 300, wait: bool = True) -> Server:  # fmt: skip
+    """Start TorchServe with ``config`` (plus ``overrides``) from ``workdir``; wait until ready."""
+    props = {**read_properties(config), **(overrides or {})}
+    props["model_store"] = str(model_store.resolve())
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = Server(workdir.resolve(), props)
+    cfg = write_properties(props, server.workdir / "config.properties")
+    cmd = ["torchserve", "--start", "--ncs", "--ts-config", str(cfg), "--model-store", props["model_store"]]
+    bindir = Path(sys.executable).parent
+    env = {**server.env(), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with open(server.workdir / "torchserve.out", "ab") as out:
+        subprocess.run(cmd, cwd=server.workdir, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
+    if wait:
+        names = models or [m.split("=")[0] for m in props.get("load_models", "").split(",") if m]
+        wait_ready(server, names, timeout)
+    return server
+
+
+def stop(server: Server, timeout: float = 60) -> None:
+    """Stop TorchServe and wait for the Java process to exit."""
+    bindir = Path(sys.executable).parent
+    env = {**server.env(), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    pid_file = Path(env["TMPDIR"]) / ".model_server.pid"
+    pid = int(pid_file.read_text()) if pid_file.exists() else None
+    subprocess.run(["torchserve", "--stop"], cwd=server.workdir, env=env, capture_output=True)
+    deadline = time.monotonic() + timeout
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.3)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="start/stop a TorchServe instance")
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("--config", type=Path, default=REPO / "config.properties")
+    parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args(argv)
+    if args.action == "stop":
+        stop(Server(args.workdir.resolve(), {}))
+        return
+    server = start(args.config, args.model_store, args.workdir, timeout=args.timeout)
+    print(f"TorchServe ready: REST {server.rest_url}  gRPC {server.grpc_target}  logs {server.workdir / 'logs'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The one label codec: parses ``config.id2label`` once into a tagging scheme.
+
+Nothing else in the project splits label strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ja_ner.errors import InvalidInput
+
+_PREFIXED = re.compile(r"^([BIES])-(.+)$")
+
+
+class Scheme(StrEnum):
+    """Tagging schemes the aggregator understands."""
+
+    IO = "IO"  # bare type names (the seed model): touching entities of one type merge
+    BIO = "BIO"  # B-/I- prefixes (IOB2)
+    BIOES = "BIOES"  # B-/I-/E-/S- prefixes
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A decoded label: ``position`` is one of O B I E S; ``type`` is '' for O."""
+
+    position: str
+    type: str
+
+
+OUTSIDE = Tag("O", "")
+
+
+@dataclass(frozen=True)
+class LabelCodec:
+    """Decodes label ids for one model."""
+
+    scheme: Scheme
+    tags: tuple[Tag, ...]  # indexed by label id
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """Entity types in first-seen order."""
+        return tuple(dict.fromkeys(t.type for t in self.tags if t.type))
+
+    @classmethod
+    def from_id2label(cls, id2label: dict[int, str] | dict[str, str]) -> LabelCodec:
+        """Detect the scheme and decode every label.
+
+        A model is prefixed (BIO/BIOES) when every non-O label matches ``[BIES]-<type>``; the type
+        is everything after the first hyphen, so ``B-ORG-P`` has type ``ORG-P``. Otherwise every
+        non-O label is a bare type (IO), so ``ORG-O`` stays ``ORG-O``.
+
+        Raises:
+            InvalidInput: ids are not 0..n-1 or no label is "O".
+        """
+        labels = {int(k): v for k, v in id2label.items()}
+        if sorted(labels) != list(range(len(labels))):
+            raise InvalidInput(f"id2label ids must be 0..{len(labels) - 1}")
+        names = [labels[i] for i in range(len(labels))]
+        if "O" not in names:
+            raise InvalidInput("id2label has no 'O' label")
+        entity_names = [n for n in names if n != "O"]
+        matches = [_PREFIXED.match(n) for n in entity_names]
+        if entity_names and all(matches):
+            positions = {m.group(1) for m in matches if m}
+            scheme = Scheme.BIOES if positions & {"E", "S"} else Scheme.BIO
+            decoded = {n: Tag(m.group(1), m.group(2)) for n, m in zip(entity_names, matches, strict=False) if m}
+        else:
+            scheme = Scheme.IO
+            decoded = {n: Tag("I", n) for n in entity_names}
+        return cls(scheme, tuple(decoded.get(n, OUTSIDE) for n in names))

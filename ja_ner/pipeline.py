@@ -1,0 +1,182 @@
+"""The whole flow, top to bottom: normalise → encode → segment → batch → forward → aggregate.
+
+Windows are cut in token space after one tokenizer pass over each whole document, so no token
+is ever re-tokenised at a window edge (see ``segment``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from transformers import AutoTokenizer
+
+from ja_ner import aggregate, batch, encode, normalise, segment
+from ja_ner.errors import InputTooLarge, Internal, InvalidInput, NerError
+from ja_ner.forward import Forward
+from ja_ner.labels import LabelCodec
+from ja_ner.options import Aggregation
+from ja_ner.settings import Settings
+from ja_ner.types import Document, DocumentResult, Entity, NormalisedText, Outcome, TokenInfo
+from ja_ner.words import WordSplitter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage in one ``predict`` call (summed over micro-batches)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    batches: list[int] = field(default_factory=list)  # rows of each forward micro-batch
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        return now
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    doc: Document
+    norm: NormalisedText
+
+
+class Pipeline:
+    """A loaded model plus everything needed to answer documents."""
+
+    def __init__(self, model_dir: str | Path, settings: Settings) -> None:
+        self.settings = settings
+        self.model_dir = Path(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        if not self.tokenizer.is_fast:
+            raise InvalidInput("a fast tokenizer (tokenizer.json) is required for character offsets")
+        self.forward = Forward(model_dir, device=settings.device, dtype=settings.dtype, threads=settings.threads)
+        self.codec = LabelCodec.from_id2label(self.forward.id2label)
+        self.special = batch.SpecialIds(
+            self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
+        )
+        self.words = WordSplitter()
+        model_max = getattr(self.forward.model.config, "max_position_embeddings", 512) - 2
+        self.window_tokens = min(settings.max_tokens, model_max) - 2
+
+    @classmethod
+    def load(cls, model_dir: str | Path, settings: Settings | None = None) -> Pipeline:
+        """Load tokenizer and model from a plain local directory (never the network)."""
+        return cls(model_dir, settings or Settings())
+
+    def predict(self, docs: Sequence[Document]) -> list[Outcome]:
+        """Answer every document, in order; a bad document yields its error, not an exception."""
+        return self.predict_timed(docs)[0]
+
+    def predict_timed(self, docs: Sequence[Document]) -> tuple[list[Outcome], StageTimes]:
+        """``predict`` plus per-stage timings for metrics."""
+        times = StageTimes()
+        t = time.perf_counter()
+        prepared: list[_Prepared | NerError] = [self._prepare(d) for d in docs]
+        ready = [p for p in prepared if isinstance(p, _Prepared)]
+        t = times.add("normalise", t)
+        tokens = encode.encode([p.norm.text for p in ready], self.tokenizer)
+        t = times.add("encode", t)
+        windows = [w for i, p in enumerate(ready) for w in self._segment(i, tokens[i], p)]
+        t = times.add("segment", t)
+        probs = self._run(windows, tokens, times)
+        t = time.perf_counter()
+        results = iter([self._finish(p, tokens[i], probs[i]) for i, p in enumerate(ready)])
+        times.add("aggregate", t)
+        return [p if isinstance(p, NerError) else next(results) for p in prepared], times
+
+    def predict_stream(self, doc: Document) -> Iterator[tuple[bool, Outcome]]:
+        """Yield ``(False, partial)`` per window as it is computed, then ``(True, final)``.
+
+        A partial result holds the entities of the tokens that window owns; the final result is
+        the same as ``predict([doc])[0]`` (entities that cross a window edge are whole only there).
+        """
+        prepared = self._prepare(doc)
+        if isinstance(prepared, NerError):
+            yield True, prepared
+            return
+        tokens = encode.encode([prepared.norm.text], self.tokenizer)
+        doc_probs = np.zeros((len(tokens[0]), len(self.codec.tags)), dtype=np.float32)
+        for window in self._segment(0, tokens[0], prepared):
+            self._run_into([window], tokens, [doc_probs])
+            part = slice(window.own_start, window.own_end)
+            yield False, self._finish(prepared, tokens[0], doc_probs, part)
+        yield True, self._finish(prepared, tokens[0], doc_probs)
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def _prepare(self, doc: Document) -> _Prepared | NerError:
+        if not isinstance(doc.text, str):
+            return InvalidInput(f"text must be a string, got {type(doc.text).__name__}")
+        if len(doc.text) > self.settings.max_chars:
+            return InputTooLarge(f"text has {len(doc.text)} characters; the limit is {self.settings.max_chars}")
+        if any("\ud800" <= ch <= "\udfff" for ch in doc.text):
+            return InvalidInput("text contains a lone UTF-16 surrogate; send valid Unicode")
+        return _Prepared(doc, normalise.normalise(doc.text))
+
+    def _segment(self, index: int, tokens: encode.TokenisedText, p: _Prepared) -> list[segment.Window]:
+        return segment.segment(
+            index, tokens, p.norm.text, max_tokens=self.window_tokens, overlap=self.settings.overlap_tokens
+        )
+
+    def _run(
+        self, windows: list[segment.Window], tokens: list[encode.TokenisedText], times: StageTimes
+    ) -> list[np.ndarray]:
+        """Forward every window in token-budget micro-batches; per-document [tokens, labels] probs."""
+        out = [np.zeros((len(tok), len(self.codec.tags)), dtype=np.float32) for tok in tokens]
+        for group in batch.plan(windows, token_budget=self.settings.token_budget):
+            t = time.perf_counter()
+            self._run_into(group, tokens, out)
+            times.add("forward", t)
+            times.batches.append(len(group))
+        return out
+
+    def _run_into(self, group: list[segment.Window], tokens: list[encode.TokenisedText], out: list[np.ndarray]) -> None:
+        assembled = batch.assemble(group, tokens, self.special)
+        probs = self.forward(assembled)
+        for row, w in enumerate(group):
+            # row position 0 is [cls]; window token j sits at position j - w.start + 1
+            first = w.own_start - w.start + 1
+            out[w.doc_index][w.own_start : w.own_end] = probs[row, first : first + w.own_end - w.own_start]
+
+    def _finish(
+        self, p: _Prepared, tokens: encode.TokenisedText, probs: np.ndarray, part: slice = slice(None)
+    ) -> Outcome:
+        try:
+            return self._entities(p, tokens, probs, part)
+        except Exception:  # a bug on one document must not fail its batch neighbours
+            log.exception("aggregation failed for one document")
+            return Internal("internal error while building entities; see the server log")
+
+    def _entities(self, p: _Prepared, tokens: encode.TokenisedText, probs: np.ndarray, part: slice) -> DocumentResult:
+        indices = [i for i in range(len(tokens))[part] if tokens.offsets[i][0] < tokens.offsets[i][1]]
+        offsets = [tokens.offsets[i] for i in indices]
+        strategy = p.doc.options.aggregation
+        words = self.words(p.norm.text) if strategy is not Aggregation.SIMPLE else None
+        spans = aggregate.aggregate(p.norm.text, offsets, probs[indices], self.codec, strategy, words)
+        entities = []
+        last_end = 0
+        for span in spans:
+            start, end = normalise.to_original_span(p.norm, span.start, span.end)
+            start = max(start, last_end)  # one original character may feed two spans
+            if start < end:
+                entities.append(Entity(span.type, p.doc.text[start:end], start, end, round(span.score, 4)))
+                last_end = end
+        token_info = self._token_info(p, tokens, probs, indices) if p.doc.options.include_tokens else None
+        return DocumentResult(tuple(entities), truncated=False, tokens=token_info)
+
+    def _token_info(
+        self, p: _Prepared, tokens: encode.TokenisedText, probs: np.ndarray, indices: list[int]
+    ) -> tuple[TokenInfo, ...]:
+        pieces = self.tokenizer.convert_ids_to_tokens([tokens.input_ids[i] for i in indices])
+        info = []
+        for piece, i in zip(pieces, indices, strict=False):
+            label = int(probs[i].argmax())
+            start, end = normalise.to_original_span(p.norm, *tokens.offsets[i])
+            info.append(TokenInfo(piece, start, end, self.forward.id2label[label], round(float(probs[i, label]), 4)))
+        return tuple(info)

