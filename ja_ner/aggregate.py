@@ -47,7 +47,7 @@ def _units(
     words: list[tuple[int, int]] | None,
 ) -> list[tuple[int, int, np.ndarray]]:
     if strategy is Aggregation.SIMPLE or words is None:
-        return [(s, e, p) for (s, e), p in zip(offsets, probs, strict=False)]
+        return [(s, e, p) for (s, e), p in zip(offsets, probs, strict=True)]
     units = []
     k = 0
     for ws, we in words:

@@ -42,7 +42,7 @@ def encode(texts: list[str], tokenizer: PreTrainedTokenizerFast) -> list[Tokenis
     return [
         TokenisedText(
             tuple(ids),
-            tuple((s, s) if tid == bare_marker else (s, e) for tid, (s, e) in zip(ids, offsets, strict=False)),
+            tuple((s, s) if tid == bare_marker else (s, e) for tid, (s, e) in zip(ids, offsets, strict=True)),
         )
-        for ids, offsets in zip(out["input_ids"], out["offset_mapping"], strict=False)
+        for ids, offsets in zip(out["input_ids"], out["offset_mapping"], strict=True)
     ]

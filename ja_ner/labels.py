@@ -67,7 +67,7 @@ class LabelCodec:
         if entity_names and all(matches):
             positions = {m.group(1) for m in matches if m}
             scheme = Scheme.BIOES if positions & {"E", "S"} else Scheme.BIO
-            decoded = {n: Tag(m.group(1), m.group(2)) for n, m in zip(entity_names, matches, strict=False) if m}
+            decoded = {n: Tag(m.group(1), m.group(2)) for n, m in zip(entity_names, matches, strict=True) if m}
         else:
             scheme = Scheme.IO
             decoded = {n: Tag("I", n) for n in entity_names}

@@ -8,6 +8,9 @@ from ja_ner.types import NormalisedText
 
 # Characters that carry no meaning for NER and are removed: zero-width and bidi marks, BOM.
 _DROPPED = frozenset("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
+# Half-width voiced sound marks are spacing characters, yet NFKC composes them with the
+# preceding kana (ｶﾞ -> ガ), so they belong to its cluster.
+_HALF_WIDTH_MARKS = frozenset("\uff9e\uff9f")
 # Line breaks are kept: sentence segmentation uses them.
 _NEWLINES = frozenset("\n\r\u2028\u2029\x85")
 
@@ -40,7 +43,7 @@ def _clusters(text: str) -> list[tuple[int, int]]:
     bounds: list[tuple[int, int]] = []
     start = 0
     for i in range(1, len(text) + 1):
-        if i == len(text) or not unicodedata.combining(text[i]):
+        if i == len(text) or not (unicodedata.combining(text[i]) or text[i] in _HALF_WIDTH_MARKS):
             bounds.append((start, i))
             start = i
     return bounds if text else []

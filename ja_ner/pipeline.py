@@ -175,7 +175,7 @@ class Pipeline:
     ) -> tuple[TokenInfo, ...]:
         pieces = self.tokenizer.convert_ids_to_tokens([tokens.input_ids[i] for i in indices])
         info = []
-        for piece, i in zip(pieces, indices, strict=False):
+        for piece, i in zip(pieces, indices, strict=True):
             label = int(probs[i].argmax())
             start, end = normalise.to_original_span(p.norm, *tokens.offsets[i])
             info.append(TokenInfo(piece, start, end, self.forward.id2label[label], round(float(probs[i, label]), 4)))

@@ -80,8 +80,7 @@ def render_config(spec: RepoSpec) -> str:
     parameters = {"model_dir": spec.model_dir, "model_version_label": spec.model_version_label}
     parameters.update(sorted(spec.settings.items()))
     blocks = "\n".join(
-        f"parameters {{ key: {_quote(k)} value: {{ string_value: {_quote(str(v))} }} }}"
-        for k, v in parameters.items()
+        f"parameters {{ key: {_quote(k)} value: {{ string_value: {_quote(str(v))} }} }}" for k, v in parameters.items()
     )
     gpus = f"\n    gpus: [ {', '.join(str(g) for g in spec.gpus)} ]" if spec.gpus else ""
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
@@ -146,9 +145,7 @@ def build_repo(
     else:
         target.symlink_to(model, target_is_directory=True)
     (model_root / "config.pbtxt").write_text(render_config(spec), encoding="utf-8")
-    LOG.info(
-        "wrote %s (version %d, model %s %s)", model_root, version, "copy of" if copy_model else "->", model
-    )
+    LOG.info("wrote %s (version %d, model %s %s)", model_root, version, "copy of" if copy_model else "->", model)
     return model_root
 
 

@@ -137,11 +137,7 @@ class TritonPythonModel:
             except NerError as err:
                 parsed.append(err)
         documents: list[Document] = [
-            doc
-            for item in parsed
-            if not isinstance(item, NerError)
-            for rows in item
-            for doc in rows.documents
+            doc for item in parsed if not isinstance(item, NerError) for rows in item for doc in rows.documents
         ]
         try:
             outcomes = iter(self.pipeline.predict(documents))
@@ -155,9 +151,7 @@ class TritonPythonModel:
         if isinstance(item, NerError):
             return pb_utils.InferenceResponse(error=triton_error(item.to_json()))
         # take this request's outcomes first: the iterator is shared with the requests after it
-        rendered = [
-            render_response(rows, [next(outcomes) for _ in rows.documents], self.model_info) for rows in item
-        ]
+        rendered = [render_response(rows, [next(outcomes) for _ in rows.documents], self.model_info) for rows in item]
         answers = []
         for row, (status, body) in enumerate(rendered):
             if status != 200:

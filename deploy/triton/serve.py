@@ -97,12 +97,7 @@ def python_libdir() -> Path | None:
     system Python next to a pyenv one), this interpreter's C extensions fail with undefined symbols.
     """
     libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME")
-    if (
-        libdir
-        and soname
-        and sysconfig.get_config_var("Py_ENABLE_SHARED")
-        and (Path(libdir) / soname).exists()
-    ):
+    if libdir and soname and sysconfig.get_config_var("Py_ENABLE_SHARED") and (Path(libdir) / soname).exists():
         return Path(libdir)
     return None
 
@@ -196,9 +191,7 @@ class TritonServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"tritonserver exited with {self.process.returncode}; log tail:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"tritonserver exited with {self.process.returncode}; log tail:\n{self.log_tail()}")
             if self.is_ready():
                 return
             time.sleep(0.5)
@@ -259,9 +252,7 @@ def start_triton(
     log_path = workdir / "tritonserver.log"
     LOG.info("starting %s", " ".join(command))
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=workdir, env=server_env(dist), stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=workdir, env=server_env(dist), stdout=log, stderr=subprocess.STDOUT)
     server = TritonServer(process, host, ports, log_path)
     if wait:
         try:

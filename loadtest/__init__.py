@@ -1,0 +1,1 @@
+"""Locust load tests for the ja_ner TorchServe bundle (REST and gRPC); see docs/loadtest.md."""

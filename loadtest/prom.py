@@ -1,0 +1,126 @@
+"""The server side of a run, from TorchServe's Prometheus metrics scraped before and after it.
+
+TorchServe 0.12 (``metrics_mode=prometheus``, port 8082 ``/metrics``) exposes, among others:
+
+- counters ``ts_inference_requests_total``, ``ts_inference_latency_microseconds`` (time from the
+  request's arrival to its response) and ``ts_queue_latency_microseconds`` (time in the job
+  queue), labelled ``model_name``; their deltas over the run give exact per-request means;
+- gauges ``QueueTime``, ``WorkerThreadTime`` (frontend) and ``HandlerTime``, ``PredictionTime``
+  (backend), in ms: the last request's value only, recorded as such;
+- the handler's counters (``NerBatches`` +1 per ``handle()`` call, ``NerBatchRequests`` +requests
+  in it, ``NerDocuments``, ``NerForwardPasses``, ``Ner<Stage>Ms``): the mean batch size TorchServe
+  formed is ``ΔNerBatchRequests / ΔNerBatches``.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+FRONTEND_COUNTERS = ("ts_inference_requests_total", "ts_inference_latency_microseconds", "ts_queue_latency_microseconds")
+GAUGES_MS = ("QueueTime", "WorkerThreadTime", "HandlerTime", "PredictionTime")
+BATCHES, BATCH_REQUESTS, DOCUMENTS, FORWARDS = "NerBatches", "NerBatchRequests", "NerDocuments", "NerForwardPasses"
+MODEL_LABELS = ("model_name", "ModelName")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One line of the exposition format."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+    def label(self, key: str) -> str | None:
+        return dict(self.labels).get(key)
+
+
+def parse(text: str) -> list[Sample]:
+    """Samples of a Prometheus text exposition (comments, blank and unreadable lines skipped)."""
+    samples = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if not match:
+            continue
+        name, labels, value = match.groups()
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        samples.append(Sample(name, tuple(sorted(_LABEL.findall(labels or ""))), number))
+    return samples
+
+
+def scrape(url: str, timeout: float = 10.0) -> str | None:
+    """The metrics text at ``url``, or None when it cannot be read (the run goes on without it)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.read().decode("utf-8", "replace")
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def _for_model(samples: list[Sample], model: str) -> list[Sample]:
+    """Samples of ``model`` (or with no model label at all)."""
+    keep = []
+    for s in samples:
+        owner = next((s.label(k) for k in MODEL_LABELS if s.label(k) is not None), None)
+        if owner is None or owner == model:
+            keep.append(s)
+    return keep
+
+
+def total(samples: list[Sample], name: str) -> float | None:
+    """Sum of every series named ``name`` (or ``name_total``); None if there is none."""
+    values = [s.value for s in samples if s.name in (name, f"{name}_total")]
+    return sum(values) if values else None
+
+
+def server_view(before: str | None, after: str | None, model: str) -> dict[str, object]:
+    """What the server did during the run, from two scrapes; ``available`` False without them.
+
+    Means are per request (frontend) or per ``handle()`` call (handler); times in ms.
+    """
+    if after is None:
+        return {"available": False, "reason": "metrics endpoint not readable"}
+    old = _for_model(parse(before or ""), model)
+    new = _for_model(parse(after), model)
+
+    def delta(name: str) -> float | None:
+        end = total(new, name)
+        if end is None:
+            return None
+        return end - (total(old, name) or 0.0)
+
+    requests = delta("ts_inference_requests_total")
+    view: dict[str, object] = {"available": True, "requests": requests}
+    if requests:
+        for key, name in (("inference_latency", "ts_inference_latency_microseconds"),
+                          ("queue_latency", "ts_queue_latency_microseconds")):  # fmt: skip
+            micros = delta(name)
+            view[f"mean_{key}_ms"] = None if micros is None else round(micros / requests / 1000.0, 3)
+    view["last_gauges_ms"] = {g: total(new, g) for g in GAUGES_MS if total(new, g) is not None}
+    batches = delta(BATCHES)
+    batch: dict[str, object] = {"batches": batches}
+    if batches:
+        for key, name in (("mean_requests_per_batch", BATCH_REQUESTS), ("mean_documents_per_batch", DOCUMENTS),
+                          ("mean_forward_passes_per_batch", FORWARDS)):  # fmt: skip
+            value = delta(name)
+            batch[key] = None if value is None else round(value / batches, 3)
+        stages = sorted({s.name for s in new if re.fullmatch(r"Ner[A-Z][A-Za-z]*Ms(_total)?", s.name)})
+        batch["mean_stage_ms_per_batch"] = {
+            name.removesuffix("_total"): round((delta(name.removesuffix("_total")) or 0.0) / batches, 3)
+            for name in stages
+        }
+    else:
+        batch["note"] = f"no {BATCHES} counter change: the handler's batch metrics are missing or nothing ran"
+    view["batching"] = batch
+    return view

@@ -1,0 +1,34 @@
+"""The committed default model answers the widget sentences sensibly, through the server."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.serverutil import DEFAULT_MODEL
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ask(torchserve):
+    if torchserve.model_dir != DEFAULT_MODEL:
+        pytest.fail("the shared server must serve the committed default model")
+    url = f"{torchserve.rest_url}/predictions/{torchserve.model_name}"
+    return lambda text: [
+        (e["type"], e["text"], e["start"], e["end"])
+        for e in requests.post(url, data=text.encode(), headers={"Content-Type": "text/plain"}).json()["entities"]
+    ]
+
+
+def test_widget_sentence_people_and_places(ask):
+    entities = ask("鈴木は4月の陽気の良い日に、鈴をつけて熊本県の阿蘇山に登った")
+    assert ("PER", "鈴木", 0, 2) in entities
+    assert ("LOC", "熊本県", 19, 22) in entities
+    assert ("LOC", "阿蘇山", 23, 26) in entities
+
+
+def test_widget_sentence_political_organisation(ask):
+    entities = ask("中国では、中国共産党による一党統治が続く")
+    assert ("ORG-P", "中国共産党", 5, 10) in entities
+    assert ("LOC", "中国", 0, 2) in entities

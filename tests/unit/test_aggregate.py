@@ -1,0 +1,118 @@
+"""Aggregation on hand-made probabilities over the real XLM-R tokenisation."""
+
+import numpy as np
+import pytest
+
+from ja_ner.aggregate import aggregate
+from ja_ner.encode import encode
+from ja_ner.labels import LabelCodec
+from ja_ner.options import Aggregation
+from ja_ner.words import WordSplitter
+
+IO = ["O", "PER", "ORG", "ORG-P", "ORG-O", "LOC", "INS", "PRD", "EVT"]
+BIO = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG-P", "I-ORG-P"]
+
+
+def _probs(labels: list[str], per_token: list[str], confidence: float = 0.9) -> np.ndarray:
+    """One row per token: ``confidence`` on the named label, the rest spread evenly."""
+    rest = (1 - confidence) / (len(labels) - 1)
+    probs = np.full((len(per_token), len(labels)), rest, dtype=np.float32)
+    for row, name in enumerate(per_token):
+        probs[row, labels.index(name)] = confidence
+    return probs
+
+
+def _run(tokenizer, text, labels, per_token, strategy=Aggregation.SIMPLE, words=None):
+    tokens = encode([text], tokenizer)[0]
+    kept = [i for i, (s, e) in enumerate(tokens.offsets) if s < e]  # as the pipeline does
+    offsets = [tokens.offsets[i] for i in kept]
+    assert len(offsets) == len(per_token), [tokenizer.convert_ids_to_tokens(tokens.input_ids[i]) for i in kept]
+    codec = LabelCodec.from_id2label(dict(enumerate(labels)))
+    spans = aggregate(text, offsets, _probs(labels, per_token), codec, strategy, words)
+    return [(s.type, text[s.start : s.end], s.start, s.end) for s in spans]
+
+
+def test_bare_word_start_token_owns_no_character(xlmr_tokenizer):
+    tokens = encode(["鈴木は"], xlmr_tokenizer)[0]
+    assert xlmr_tokenizer.convert_ids_to_tokens(tokens.input_ids[0]) == "\u2581"
+    assert tokens.offsets[0] == (0, 0) and tokens.offsets[1] == (0, 1)
+
+
+def test_io_keeps_org_p_and_org_o_whole(xlmr_tokenizer):
+    # 自 民 党 と 国際 連 合 が 会 談 した
+    tags = ["ORG-P", "ORG-P", "ORG-P", "O", "ORG-O", "ORG-O", "ORG-O", "O", "O", "O", "O"]
+    assert _run(xlmr_tokenizer, "自民党と国際連合が会談した", IO, tags) == [
+        ("ORG-P", "自民党", 0, 3),
+        ("ORG-O", "国際連合", 4, 8),
+    ]
+
+
+def test_io_merges_touching_entities_of_one_type(xlmr_tokenizer):
+    assert _run(xlmr_tokenizer, "田中鈴木", IO, ["PER"] * 4) == [("PER", "田中鈴木", 0, 4)]
+
+
+def test_bio_separates_touching_entities_of_one_type(xlmr_tokenizer):
+    tags = ["B-PER", "I-PER", "B-PER", "I-PER"]
+    assert _run(xlmr_tokenizer, "田中鈴木", BIO, tags) == [("PER", "田中", 0, 2), ("PER", "鈴木", 2, 4)]
+
+
+def test_bio_inside_without_begin_starts_an_entity(xlmr_tokenizer):
+    assert _run(xlmr_tokenizer, "田中鈴木", BIO, ["O", "O", "I-PER", "I-PER"]) == [("PER", "鈴木", 2, 4)]
+
+
+def test_bio_type_change_splits(xlmr_tokenizer):
+    tags = ["B-LOC", "I-LOC", "I-PER", "I-PER"]
+    assert _run(xlmr_tokenizer, "田中鈴木", BIO, tags) == [("LOC", "田中", 0, 2), ("PER", "鈴木", 2, 4)]
+
+
+def test_entities_at_the_very_start_and_end(xlmr_tokenizer):
+    # 鈴 木 は 4 月に 熊本 県 の 阿 蘇 山 に 登 った
+    tags = ["PER", "PER", "O", "O", "O", "LOC", "LOC", "O", "LOC", "LOC", "LOC", "O", "O", "EVT"]
+    assert _run(xlmr_tokenizer, "鈴木は4月に熊本県の阿蘇山に登った", IO, tags) == [
+        ("PER", "鈴木", 0, 2),
+        ("LOC", "熊本県", 6, 9),
+        ("LOC", "阿蘇山", 10, 13),
+        ("EVT", "った", 15, 17),
+    ]
+
+
+def test_score_is_the_mean_token_probability(xlmr_tokenizer):
+    tokens = encode(["東京"], xlmr_tokenizer)[0]
+    codec = LabelCodec.from_id2label(dict(enumerate(IO)))
+    probs = _probs(IO, ["LOC"], confidence=0.8)
+    spans = aggregate("東京", [tokens.offsets[1]], probs, codec, Aggregation.SIMPLE)
+    assert spans[0].score == pytest.approx(0.8)
+
+
+def test_whitespace_is_trimmed_from_span_edges():
+    codec = LabelCodec.from_id2label(dict(enumerate(IO)))
+    offsets = [(0, 3), (3, 5)]  # " 東京" as one token, then "は"
+    spans = aggregate(" 東京は", offsets, _probs(IO, ["LOC", "O"]), codec, Aggregation.SIMPLE)
+    assert [(s.start, s.end) for s in spans] == [(1, 3)]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        (Aggregation.FIRST, [("PER", "山田太郎", 0, 4)]),  # word 山田 takes 山's PER; 太郎 is its own word
+        (Aggregation.MAX, [("PER", "山田太郎", 0, 4)]),
+        (Aggregation.AVERAGE, [("PER", "山田太郎", 0, 4)]),
+    ],
+)
+def test_word_strategies_use_morphological_words(xlmr_tokenizer, strategy, expected):
+    text = "山田太郎は東京に住む"
+    words = WordSplitter()(text)
+    assert words[:2] == [(0, 2), (2, 4)]  # 山田 / 太郎 from MeCab, not from spaces
+    # 山 田 太郎 は 東京 に 住 む : the token 田 is unsure; the words decide
+    tags = ["PER", "O", "PER", "O", "O", "O", "O", "O"]
+    got = _run(xlmr_tokenizer, text, IO, tags, strategy, words)
+    if strategy is Aggregation.AVERAGE:
+        # the mean of PER and O over 山田 is a tie broken by argmax order: O (id 0) wins
+        assert got == [("PER", "太郎", 2, 4)]
+    else:
+        assert got == expected
+
+
+def test_simple_strategy_splits_on_the_unsure_token(xlmr_tokenizer):
+    tags = ["PER", "O", "PER", "O", "O", "O", "O", "O"]
+    assert _run(xlmr_tokenizer, "山田太郎は東京に住む", IO, tags) == [("PER", "山", 0, 1), ("PER", "太郎", 2, 4)]

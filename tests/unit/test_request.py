@@ -1,0 +1,102 @@
+"""Payload parsing as TorchServe hands requests over, and response rendering."""
+
+import json
+
+import pytest
+
+from ja_ner.errors import InputTooLarge, InvalidInput
+from ja_ner.options import Aggregation, OffsetUnit, parse_options
+from ja_ner.request import parse_request, render_response
+from ja_ner.settings import Settings
+from ja_ner.types import Document, DocumentResult, Entity
+
+MODEL = {"model": "ja_ner", "model_version": "1.0"}
+
+
+def _texts(payload, max_texts=4):
+    parsed = parse_request(payload, max_texts=max_texts)
+    return [d.text for d in parsed.documents], parsed.batch
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"body": "東京"}, (["東京"], False)),  # text/plain
+        ({"body": {"text": "東京"}}, (["東京"], False)),  # application/json, parsed by TorchServe
+        ({"body": {"texts": ["東京", "大阪"]}}, (["東京", "大阪"], True)),
+        ({"body": bytearray("東京".encode())}, (["東京"], False)),  # raw bytes
+        ({"body": bytearray(b' {"text": "x"}')}, (["x"], False)),  # JSON sent without content type
+        ({"data": bytearray("東京".encode())}, (["東京"], False)),  # gRPC / multipart key
+        ({"data": bytearray(b'{"texts": ["a"]}')}, (["a"], True)),
+    ],
+)
+def test_accepted_payloads(payload, expected):
+    assert _texts(payload) == expected
+
+
+def test_options_in_json_and_in_a_separate_grpc_key():
+    parsed = parse_request({"body": {"text": "a", "options": {"aggregation": "max", "offsets": "utf16"}}}, max_texts=4)
+    assert parsed.documents[0].options.aggregation is Aggregation.MAX
+    parsed = parse_request({"data": bytearray(b"a"), "options": bytearray(b'{"include_tokens": true}')}, max_texts=4)
+    assert parsed.documents[0].options.include_tokens is True
+
+
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        ({}, "no request body"),
+        ({"body": bytearray(b"\xff\xfe")}, "not valid UTF-8"),
+        ({"body": bytearray(b'{"text": ')}, "malformed JSON"),
+        ({"body": {"text": 3}}, '"text" must be a string'),
+        ({"body": {"texts": "a"}}, '"texts" must be a list'),
+        ({"body": {"texts": ["a", 1]}}, '"texts" must be a list'),
+        ({"body": {"text": "a", "texts": ["b"]}}, "exactly one"),
+        ({"body": {"txt": "a"}}, "unknown field(s): txt"),
+        ({"body": {"text": "a", "options": {"bogus": 1}}}, "unknown option(s): bogus"),
+        ({"body": {"text": "a", "options": {"aggregation": "mean"}}}, "'aggregation' must be one of"),
+        ({"body": {"text": "a", "options": []}}, "'options' must be a JSON object"),
+        ({"body": {"text": "a", "options": {"include_tokens": "yes"}}}, "include_tokens"),
+    ],
+)
+def test_rejected_payloads_name_the_problem(payload, needle):
+    with pytest.raises(InvalidInput) as err:
+        parse_request(payload, max_texts=4)
+    assert needle in err.value.message
+    assert err.value.to_json()["code"] == 400
+
+
+def test_client_batch_over_the_limit_is_413():
+    with pytest.raises(InputTooLarge) as err:
+        parse_request({"body": {"texts": ["a"] * 5}}, max_texts=4)
+    assert err.value.code == 413 and "limit is 4" in err.value.message
+
+
+def test_render_single_batch_and_error():
+    entity = Entity("PER", "鈴木", 0, 2, 0.97)
+    single = parse_request({"body": "鈴木"}, max_texts=4)
+    status, body = render_response(single, [DocumentResult((entity,))], MODEL)
+    assert status == 200
+    assert body == {**MODEL, "entities": [{"type": "PER", "text": "鈴木", "start": 0, "end": 2, "score": 0.97}],
+                    "truncated": False}  # fmt: skip
+    batch = parse_request({"body": {"texts": ["鈴木", "x"]}}, max_texts=4)
+    status, body = render_response(batch, [DocumentResult((entity,)), DocumentResult(())], MODEL)
+    assert status == 200 and [len(r["entities"]) for r in body["results"]] == [1, 0]
+    status, body = render_response(batch, [DocumentResult(()), InputTooLarge("too long")], MODEL)
+    assert status == 413 and body == {"code": 413, "type": "InputTooLarge", "message": "too long"}
+    json.dumps(body)
+
+
+def test_options_defaults_and_enums():
+    options = parse_options(None)
+    assert options.aggregation is Aggregation.SIMPLE and options.offsets is OffsetUnit.CODEPOINT
+    assert Document("a").options == options
+
+
+def test_settings_from_mapping_refuses_typos_and_bad_values():
+    assert Settings.from_mapping({"max_tokens": "128"}).max_tokens == 128
+    with pytest.raises(InvalidInput, match="unknown setting"):
+        Settings.from_mapping({"max_token": 128})
+    with pytest.raises(InvalidInput, match="must be int"):
+        Settings.from_mapping({"max_tokens": "many"})
+    with pytest.raises(InvalidInput, match="overlap_tokens"):
+        Settings.from_mapping({"max_tokens": 32, "overlap_tokens": 16})

@@ -1,0 +1,57 @@
+"""Windows: sentence boundaries first, overlapping token windows for long sentences."""
+
+from ja_ner.encode import encode
+from ja_ner.segment import segment, sentence_ends
+
+
+def _owned(windows):
+    return [i for w in windows for i in range(w.own_start, w.own_end)]
+
+
+def test_sentence_ends_include_closing_brackets():
+    text = "「行く。」と言った！本当？\n次"
+    assert [text[:e] for e in sentence_ends(text)] == ["「行く。」", "「行く。」と言った！", "「行く。」と言った！本当？\n"]
+
+
+def test_short_sentences_share_one_window(xlmr_tokenizer):
+    text = "東京に行く。大阪に行く。"
+    tokens = encode([text], xlmr_tokenizer)[0]
+    windows = segment(0, tokens, text, max_tokens=64, overlap=8)
+    assert [(w.start, w.end) for w in windows] == [(0, len(tokens))]
+
+
+def test_windows_end_at_sentence_boundaries(xlmr_tokenizer):
+    text = "東京都に住む鈴木さんは会社員です。" * 6
+    tokens = encode([text], xlmr_tokenizer)[0]
+    windows = segment(0, tokens, text, max_tokens=25, overlap=4)
+    assert len(windows) > 1
+    for w in windows[:-1]:
+        end_char = tokens.offsets[w.end - 1][1]
+        assert text[end_char - 1] == "。"  # every window but the last ends a sentence
+        assert len(w) <= 25
+    assert _owned(windows) == list(range(len(tokens)))  # every token owned exactly once
+
+
+def test_long_sentence_is_cut_into_overlapping_windows(xlmr_tokenizer):
+    text = "あいうえおかきくけこ" * 30  # no punctuation at all
+    tokens = encode([text], xlmr_tokenizer)[0]
+    windows = segment(0, tokens, text, max_tokens=40, overlap=10)
+    assert len(windows) >= 3
+    for a, b in zip(windows, windows[1:], strict=False):
+        assert a.end - b.start == 10  # consecutive windows overlap by ``overlap`` tokens
+        assert a.own_end == b.own_start  # and split the overlap between them
+    assert all(len(w) <= 40 for w in windows)
+    assert _owned(windows) == list(range(len(tokens)))
+
+
+def test_mixed_long_and_short_sentences(xlmr_tokenizer):
+    text = "短い文。" + "長" * 120 + "。終わり。"
+    tokens = encode([text], xlmr_tokenizer)[0]
+    windows = segment(3, tokens, text, max_tokens=32, overlap=8)
+    assert all(w.doc_index == 3 and len(w) <= 32 for w in windows)
+    assert _owned(windows) == list(range(len(tokens)))
+
+
+def test_empty_document_has_no_windows(xlmr_tokenizer):
+    tokens = encode([""], xlmr_tokenizer)[0]
+    assert segment(0, tokens, "", max_tokens=32, overlap=8) == []
