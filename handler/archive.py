@@ -57,6 +57,8 @@ def stage_model(source: Path, target: Path) -> None:
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+    if not any((source / f).is_file() for f in TOKENIZER_FILES):
+        raise SystemExit(f"{source}: no tokenizer files ({', '.join(TOKENIZER_FILES)})")
     tokenizer = AutoTokenizer.from_pretrained(source)
     if not tokenizer.is_fast:
         raise SystemExit(f"{source}: a fast tokenizer (tokenizer.json) is required for character offsets")
@@ -84,7 +86,7 @@ def build(model: str, name: str, version: str, export_path: Path, config: Path) 
         shutil.copy2(REPO / "handler" / "streaming.py", stage / "streaming.py")
         stage_model(source, stage / "model")
         cmd = [
-            sys.executable, "-m", "model_archiver.model_packaging",
+            str(Path(sys.executable).parent / "torch-model-archiver"),
             "--model-name", name, "--version", version,
             "--handler", str(REPO / "handler" / "handler.py"),
             "--extra-files", str(stage),  # its contents land in the archive root

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--aggregation", choices=["simple", "first", "average", "max"], help="entity grouping")
     parser.add_argument("--offsets", choices=["codepoint", "utf16"], help="unit of start/end")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON (one line per stream message)")
+    parser.add_argument("--timing", action="store_true", help="log first-message and total latency to stderr")
     parser.add_argument("--verbose", "-v", action="store_true", help="log diagnostics to stderr")
     return parser
 
@@ -110,12 +112,24 @@ def _as_json(prediction: Prediction) -> str:
 
 def _run(client: NerClient, text: str, args: argparse.Namespace, out: TextIO) -> None:
     options = {k: v for k, v in (("aggregation", args.aggregation), ("offsets", args.offsets)) if v}
+    started = time.perf_counter()
     if not args.stream:
         prediction = client.predict(text, **options)
+        if args.timing:
+            log.info("answer after %.1f ms (%d characters)", (time.perf_counter() - started) * 1000, len(text))
         out.write(_as_json(prediction) + "\n" if args.json else format_table([prediction]))
         return
     streamed = False
-    for prediction in client.stream(text, **options):
+    for messages, prediction in enumerate(client.stream(text, **options), start=1):
+        if args.timing and messages == 1:
+            log.info("first message after %.1f ms", (time.perf_counter() - started) * 1000)
+        if args.timing and not prediction.partial:
+            log.info(
+                "final message after %.1f ms: %d messages, %d characters",
+                (time.perf_counter() - started) * 1000,
+                messages,
+                len(text),
+            )
         if args.json:
             out.write(_as_json(prediction) + "\n")
         elif prediction.partial:
@@ -134,7 +148,8 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout:
     """Entry point of ``ja-ner``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="ja-ner: %(message)s")
+    verbose = args.verbose or args.timing
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="ja-ner: %(message)s")
     if args.stream and not args.grpc:
         log.info("--stream over REST: the answer arrives as one message")
     stdin = stdin or sys.stdin

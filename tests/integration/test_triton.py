@@ -87,7 +87,7 @@ def _same_entities(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> N
     assert [(e["type"], e["text"], e["start"], e["end"]) for e in left] == [
         (e["type"], e["text"], e["start"], e["end"]) for e in right
     ]
-    for a, b in zip(left, right):
+    for a, b in zip(left, right, strict=True):
         assert a["score"] == pytest.approx(b["score"], abs=1e-3)
 
 
@@ -110,7 +110,7 @@ def test_http_and_grpc_agree_with_torchserve(triton: serve.TritonServer, torchse
     via_http = _rows(httpclient.InferenceServerClient(triton.http_target).infer(MODEL, _inputs(httpclient, encoded)))
     via_grpc = _rows(grpcclient.InferenceServerClient(triton.grpc_target).infer(MODEL, _inputs(grpcclient, encoded)))
     assert via_http == via_grpc
-    for text, row in zip(TEXTS, via_http):
+    for text, row in zip(TEXTS, via_http, strict=True):
         reference = _torchserve(torchserve, text)
         assert set(row) == set(reference) and row["truncated"] == reference["truncated"]
         assert row["model"] == reference["model"]
@@ -125,7 +125,7 @@ def test_options_agree_with_torchserve(triton: serve.TritonServer, torchserve: A
     client = httpclient.InferenceServerClient(triton.http_target)
     encoded_options = [json.dumps(options).encode(), json.dumps(options).encode()]
     rows = _rows(client.infer(MODEL, _inputs(httpclient, [t.encode() for t in texts], encoded_options)))
-    for text, row in zip(texts, rows):
+    for text, row in zip(texts, rows, strict=True):
         _same_entities(row["entities"], _torchserve(torchserve, text, options)["entities"])
 
 
@@ -161,7 +161,9 @@ def test_grpc_bad_request_fails_alone_in_its_dynamic_batch(triton: serve.TritonS
     done: queue.Queue[tuple[int, Any, Any]] = queue.Queue()
     bodies = [("あ" * 100_001).encode() if i == 1 else TEXTS[i].encode() for i in range(4)]
     for i, body in enumerate(bodies):
-        client.async_infer(MODEL, _inputs(grpcclient, [body]), callback=lambda r, e, i=i: done.put((i, r, e)))
+        client.async_infer(
+            MODEL, _inputs(grpcclient, [body]), callback=lambda result, error, i=i: done.put((i, result, error))
+        )
     results = dict((i, (r, e)) for i, r, e in (done.get(timeout=120) for _ in bodies))
     result, error = results[1]
     assert result is None and error is not None

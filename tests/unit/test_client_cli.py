@@ -130,3 +130,10 @@ def test_make_client_builds_the_requested_transport(tmp_path):
     assert type(grpc_client).__name__ == "GrpcClient"
     rest.close()
     grpc_client.close()
+
+
+def test_timing_logs_first_and_final_message_latency(fake, caplog):
+    caplog.set_level("INFO", logger="ja_ner.client.cli")
+    assert run(["--grpc", "--stream", "--timing", TEXT])[0] == 0
+    assert "first message after" in caplog.text and "final message after" in caplog.text
+    assert "3 messages" in caplog.text

@@ -1,0 +1,126 @@
+"""The ceiling: the raw model forward over the benchmark texts, in process, no server.
+
+Texts are tokenised up front (not timed), sorted by length and cut into batches padded to
+their longest row, then run under ``torch.inference_mode``: what the hardware does with no
+server, no JSON and no aggregation.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class CeilingResult:
+    """Throughput per batch size and single-request latency of the raw forward."""
+
+    dtype: str
+    device: str
+    threads: int
+    texts: int
+    tokens_mean: float
+    tokenise_ms_per_text: float  # one batched tokenizer call over all texts, per text
+    throughput: dict[int, float]  # batch size -> sentences/s over one pass of all texts
+    best_batch: int
+    best_throughput: float  # sentences/s
+    single_ms_p50: float  # batch of one, no padding: median over the texts
+    single_ms_p90: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def batches(lengths: list[int], size: int) -> list[list[int]]:
+    """Indices sorted by length (stable) and cut into groups of ``size``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def measure(
+    model_dir: Path,
+    texts: list[str],
+    *,
+    batch_sizes: tuple[int, ...] = (1, 8, 32, 64),
+    dtype: str = "float32",
+    device: str = "cpu",
+    single_texts: int = 64,
+    max_length: int = 256,
+) -> CeilingResult:
+    """Time one pass over ``texts`` per batch size, and ``single_texts`` batch-of-one requests.
+
+    Args:
+        batch_sizes: rows per forward (sorted by length, padded to the longest row).
+        dtype: weights and activations type; the softmax-free forward returns logits only.
+        device: "cpu" or "cuda:N" (on CUDA the timings synchronise the device).
+        single_texts: how many texts (spread over the set) give the single-request latency.
+        max_length: tokens per text at most (special tokens included), as the server's window.
+    """
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    model.to(device).eval()
+    t = time.perf_counter()
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    tokenise_ms = (time.perf_counter() - t) * 1000 / len(texts)
+    lengths = [len(x) for x in ids]
+    pad = tokenizer.pad_token_id
+    cuda = device.startswith("cuda")
+
+    def run(group: list[int]) -> None:
+        longest = max(lengths[i] for i in group)
+        rows = [ids[i] + [pad] * (longest - lengths[i]) for i in group]
+        masks = [[1] * lengths[i] + [0] * (longest - lengths[i]) for i in group]
+        input_ids = torch.tensor(rows)
+        mask = torch.tensor(masks)
+        if cuda:
+            input_ids = input_ids.pin_memory().to(device, non_blocking=True)
+            mask = mask.pin_memory().to(device, non_blocking=True)
+        with torch.inference_mode():
+            model(input_ids=input_ids, attention_mask=mask).logits.float().cpu()
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    run(list(range(min(8, len(texts)))))  # warm-up: first-call allocations and kernels
+    throughput = {}
+    for size in batch_sizes:
+        groups = batches(lengths, size)
+        sync()
+        t = time.perf_counter()
+        for group in groups:
+            run(group)
+        sync()
+        throughput[size] = len(texts) / (time.perf_counter() - t)
+    step = max(1, len(texts) // single_texts)
+    singles = []
+    for i in range(0, len(texts), step)[:single_texts]:
+        sync()
+        t = time.perf_counter()
+        run([i])
+        sync()
+        singles.append((time.perf_counter() - t) * 1000)
+    best = max(throughput, key=throughput.get)
+    deciles = statistics.quantiles(singles, n=10) if len(singles) > 1 else singles * 9
+    return CeilingResult(
+        dtype=dtype,
+        device=device,
+        threads=torch.get_num_threads(),
+        texts=len(texts),
+        tokens_mean=round(statistics.mean(lengths), 1),
+        tokenise_ms_per_text=round(tokenise_ms, 3),
+        throughput={k: round(v, 2) for k, v in throughput.items()},
+        best_batch=best,
+        best_throughput=round(throughput[best], 2),
+        single_ms_p50=round(statistics.median(singles), 2),
+        single_ms_p90=round(deciles[8], 2),
+    )
