@@ -75,7 +75,7 @@ class _User(threading.Thread):
 
 def run_level(url: str, texts: list[str], users: int, *, seconds: float, warmup: float,
               timeout: float = 120.0, headers: dict[str, str] | None = None,
-              other_cpu: "OtherCpu | None" = None) -> LevelResult:  # fmt: skip
+              other_cpu: OtherCpu | None = None) -> LevelResult:  # fmt: skip
     """Drive ``url`` with ``users`` closed-loop users for ``warmup`` + ``seconds`` seconds."""
     stop = threading.Event()
     order = itertools.count()
@@ -122,8 +122,12 @@ class OtherCpu:
         import psutil
 
         total = psutil.cpu_times()
-        busy = total.user + total.system + getattr(total, "nice", 0.0) + getattr(total, "irq", 0.0) + getattr(
-            total, "softirq", 0.0
+        busy = (
+            total.user
+            + total.system
+            + getattr(total, "nice", 0.0)
+            + getattr(total, "irq", 0.0)
+            + getattr(total, "softirq", 0.0)
         )
         mine = 0.0
         for pid in self.roots:

@@ -92,15 +92,18 @@ def summarise(case: dict) -> dict[str, Any]:
     return {
         "ratios": ratios,
         "targets": {
-            "vs_baseline_at_16": {"value": at16, "target": TARGET_VS_BASELINE,
-                                  "met": at16 is not None and at16 >= TARGET_VS_BASELINE},
-            "vs_ceiling_at_saturation": {"value": vs_ceiling, "target": TARGET_VS_CEILING,
-                                         "met": vs_ceiling is not None and vs_ceiling >= TARGET_VS_CEILING},
-            "lone_user_overhead_ms": {"value": lone, "target": TARGET_LONE_USER_MS,
-                                      "met": lone is not None and lone <= TARGET_LONE_USER_MS},
+            "vs_baseline_at_16": _check(at16, TARGET_VS_BASELINE, higher=True),
+            "vs_ceiling_at_saturation": _check(vs_ceiling, TARGET_VS_CEILING, higher=True),
+            "lone_user_overhead_ms": _check(lone, TARGET_LONE_USER_MS, higher=False),
             "no_p99_collapse_16_64": collapse,
         },
-    }  # fmt: skip
+    }
+
+
+def _check(value: float | None, target: float, *, higher: bool) -> dict[str, Any]:
+    """A target check; ``met`` is None when the figure is missing."""
+    met = None if value is None else (value >= target if higher else value <= target)
+    return {"value": value, "target": target, "met": met}
 
 
 def _lat(level: dict | None) -> str:
@@ -113,6 +116,10 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 def _met(flag: bool | None) -> str:
     return "–" if flag is None else ("met" if flag else "NOT met")
+
+
+def _target_line(label: str, check: dict[str, Any], unit: str = "") -> str:
+    return f"- {label}: {_num(check['value'], 2)}{unit if check['value'] is not None else ''} — {_met(check['met'])}"
 
 
 def case_markdown(case: dict) -> str:
@@ -143,14 +150,10 @@ def case_markdown(case: dict) -> str:
     collapse = targets["no_p99_collapse_16_64"]
     lines += [
         "",
-        f"- ours ≥ {TARGET_VS_BASELINE:g}× baseline at 16 users: {_num(targets['vs_baseline_at_16']['value'], 2)}× "
-        f"— {_met(targets['vs_baseline_at_16']['met'] if targets['vs_baseline_at_16']['value'] else None)}",
-        f"- ours ≥ {TARGET_VS_CEILING:g} of ceiling at saturation: "
-        f"{_num(targets['vs_ceiling_at_saturation']['value'], 2)} "
-        f"— {_met(targets['vs_ceiling_at_saturation']['met'] if targets['vs_ceiling_at_saturation']['value'] else None)}",
-        f"- p50 at 1 user ≤ ceiling single + {TARGET_LONE_USER_MS:g} ms: "
-        f"+{_num(targets['lone_user_overhead_ms']['value'])} ms "
-        f"— {_met(targets['lone_user_overhead_ms']['met'] if targets['lone_user_overhead_ms']['value'] is not None else None)}",
+        _target_line(f"ours ≥ {TARGET_VS_BASELINE:g}× baseline at 16 users", targets["vs_baseline_at_16"], "×"),
+        _target_line(f"ours ≥ {TARGET_VS_CEILING:g} of ceiling at saturation", targets["vs_ceiling_at_saturation"]),
+        _target_line(f"p50 at 1 user ≤ ceiling single + {TARGET_LONE_USER_MS:g} ms (overhead)",
+                     targets["lone_user_overhead_ms"], " ms"),
         "- no p99 collapse 16→64 users: "
         + (f"throughput held {collapse['throughput_64_over_16']:.2f}×, p99/p50 grew {collapse['tail_growth']:.2f}× "
            f"— {_met(collapse['met'])}" if collapse else "–"),
