@@ -33,7 +33,7 @@ install: check-java $(VENV)/.installed protos  ## venv in .venv with the pinned 
 
 lock:  ## rewrite requirements.lock from the current venv
 	(echo "# Exact pins of everything in .venv (make install uses this with --no-deps). Regenerate: make lock"; \
-	 $(PIP) freeze --exclude-editable | grep -v '^ja-ner') > requirements.lock
+	 $(PIP) freeze --all --exclude-editable | grep -vE '^(ja-ner|pip==)') > requirements.lock
 
 archive: $(VENV)/.installed  ## model_store/$(NAME).mar from MODEL (a local folder or a hub id)
 	$(PY) handler/archive.py --model $(MODEL) --name $(NAME) --version $(VERSION) --export-path model_store

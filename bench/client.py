@@ -76,7 +76,11 @@ class _User(threading.Thread):
 def run_level(url: str, texts: list[str], users: int, *, seconds: float, warmup: float,
               timeout: float = 120.0, headers: dict[str, str] | None = None,
               other_cpu: OtherCpu | None = None) -> LevelResult:  # fmt: skip
-    """Drive ``url`` with ``users`` closed-loop users for ``warmup`` + ``seconds`` seconds."""
+    """Drive ``url`` with ``users`` closed-loop users for ``warmup`` + ``seconds`` seconds.
+
+    When fewer than ``min(2 * users, 20)`` requests end in the window, the window is stretched
+    (to ``4 * seconds`` at most) so that a slow level still yields percentiles.
+    """
     stop = threading.Event()
     order = itertools.count()
     threads = [_User(url, texts, order, stop, timeout, headers or {}) for _ in range(users)]
@@ -87,6 +91,9 @@ def run_level(url: str, texts: list[str], users: int, *, seconds: float, warmup:
     if other_cpu:
         other_cpu.start()
     time.sleep(seconds)
+    # a slow server may finish nothing in the window: wait (up to 4x) for a few answers per user
+    while _done_since(threads, t0) < min(2 * users, 20) and time.perf_counter() - t0 < 4 * seconds:
+        time.sleep(0.1)
     t1 = time.perf_counter()
     cpu1 = time.process_time()
     others = other_cpu.stop() if other_cpu else 0.0
@@ -109,6 +116,10 @@ def run_level(url: str, texts: list[str], users: int, *, seconds: float, warmup:
         client_cores=round((cpu1 - cpu0) / span, 2),
         other_cores=round(others, 2),
     )
+
+
+def _done_since(threads: list[_User], t0: float) -> int:
+    return sum(1 for t in threads for _, end, _ in list(t.records) if end >= t0)
 
 
 class OtherCpu:

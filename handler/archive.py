@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -93,7 +94,9 @@ def build(model: str, name: str, version: str, export_path: Path, config: Path) 
             "--config-file", str(config),
             "--export-path", str(export_path), "--force",
         ]  # fmt: skip
-        subprocess.run(cmd, check=True)
+        # torch-model-archiver stages files in $TMPDIR/<name> and wipes it first: give each build
+        # its own TMPDIR so two builds of one name at the same moment cannot mix their files.
+        subprocess.run(cmd, check=True, env={**os.environ, "TMPDIR": tmp})
     return export_path / f"{name}.mar"
 
 

@@ -28,20 +28,23 @@ class Batch:
     attention_mask: np.ndarray  # int64 [rows, length]
 
 
-def plan(windows: list[Window], *, token_budget: int) -> list[list[Window]]:
-    """Sort windows by length and cut them into groups whose padded size fits the budget.
+def plan(windows: list[Window], *, token_budget: int, keep_order: bool = False) -> list[list[Window]]:
+    """Cut windows into groups whose padded size fits the budget.
 
-    Sorting keeps padding small; a group is closed when adding a window would make
-    ``rows * longest`` exceed ``token_budget`` (a single window always forms a group).
+    Windows are sorted by length first (less padding) unless ``keep_order`` (streaming, where
+    messages follow the text). A group is closed when adding a window would make
+    ``rows * longest`` exceed ``token_budget``; a single window always forms a group.
     """
     groups: list[list[Window]] = []
     current: list[Window] = []
-    for window in sorted(windows, key=len):
-        longest = len(window) + 2  # windows arrive in increasing length
-        if current and (len(current) + 1) * longest > token_budget:
+    longest = 0
+    for window in windows if keep_order else sorted(windows, key=len):
+        size = max(longest, len(window) + 2)  # + [cls] and [sep]
+        if current and (len(current) + 1) * size > token_budget:
             groups.append(current)
-            current = []
+            current, size = [], len(window) + 2
         current.append(window)
+        longest = size
     if current:
         groups.append(current)
     return groups

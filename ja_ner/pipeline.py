@@ -102,10 +102,15 @@ class Pipeline:
             return
         tokens = encode.encode([prepared.norm.text], self.tokenizer)
         doc_probs = np.zeros((len(tokens[0]), len(self.codec.tags)), dtype=np.float32)
-        for window in self._segment(0, tokens[0], prepared):
-            self._run_into([window], tokens, [doc_probs])
-            part = slice(window.own_start, window.own_end)
-            yield False, self._finish(prepared, tokens[0], doc_probs, part)
+        windows = self._segment(0, tokens[0], prepared)
+        # The first window runs alone so the first message comes early; the rest run in
+        # micro-batches of consecutive windows to keep the throughput of a plain request.
+        rest = batch.plan(windows[1:], token_budget=self.settings.token_budget, keep_order=True)
+        for group in [windows[:1], *rest] if windows else []:
+            self._run_into(group, tokens, [doc_probs])
+            for window in group:
+                part = slice(window.own_start, window.own_end)
+                yield False, self._finish(prepared, tokens[0], doc_probs, part)
         yield True, self._finish(prepared, tokens[0], doc_probs)
 
     # -- stages -----------------------------------------------------------------------------

@@ -68,6 +68,32 @@ def parse_weights(spec: str) -> dict[str, float]:
     return weights
 
 
+class KindCycle:
+    """Payload kinds in proportion to their weights, spread evenly (smooth weighted round robin).
+
+    Deterministic: over any ``sum(weights)`` consecutive picks of integer weights every kind
+    appears exactly its weight's number of times, so even a short run sends every kind.
+    ``offset`` skips that many picks first (users start at different places in the cycle).
+    """
+
+    def __init__(self, weights: dict[str, float], offset: int = 0) -> None:
+        self._weights = {k: w for k, w in weights.items() if w > 0}
+        if not self._weights:
+            raise ValueError("no payload kind has a positive weight")
+        self._total = sum(self._weights.values())
+        self._current = dict.fromkeys(self._weights, 0.0)
+        for _ in range(offset):
+            self.next()
+
+    def next(self) -> str:
+        """The next kind: the one furthest behind its share (ties: the first in ``weights``)."""
+        for kind, weight in self._weights.items():
+            self._current[kind] += weight
+        kind = max(self._current, key=self._current.__getitem__)
+        self._current[kind] -= self._total
+        return kind
+
+
 def _json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
@@ -119,7 +145,9 @@ def _check_entity(entity: Any, text: str, types: frozenset[str] | None, index: i
     if not 0 <= start < end <= len(text):
         raise WrongAnswer(f"result {index}: span {start}..{end} outside a text of {len(text)} characters")
     if entity.get("text") != text[start:end]:
-        raise WrongAnswer(f"result {index}: entity text {entity.get('text')!r} != sent[{start}:{end}] {text[start:end]!r}")
+        raise WrongAnswer(
+            f"result {index}: entity text {entity.get('text')!r} != sent[{start}:{end}] {text[start:end]!r}"
+        )
     if types is not None and entity.get("type") not in types:
         raise WrongAnswer(f"result {index}: unknown entity type {entity.get('type')!r}")
     score = entity.get("score")

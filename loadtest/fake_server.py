@@ -44,12 +44,14 @@ class Fake:
                 results = [{"entities": _entities(t, wrong), "truncated": False} for t in obj["texts"]]
                 return _dumps({"model": "ja_ner", "model_version": "1.0", "results": results})
             text = obj["text"]
-        return _dumps({"model": "ja_ner", "model_version": "1.0", "entities": _entities(text, wrong), "truncated": False})
+        return _dumps(
+            {"model": "ja_ner", "model_version": "1.0", "entities": _entities(text, wrong), "truncated": False}
+        )
 
     def metrics(self) -> bytes:
         lines = [
             "# TYPE ts_inference_requests_total counter",
-            f'ts_inference_requests_total{{model_name="ja_ner",model_version="default",hostname="fake"}} {self.answers}',
+            f'ts_inference_requests_total{{model_name="ja_ner",hostname="fake"}} {self.answers}',
             "# TYPE NerBatches counter",
             f'NerBatches{{ModelName="ja_ner",Level="Model",Hostname="fake"}} {self.answers}',
             "# TYPE NerBatchRequests counter",

@@ -28,7 +28,16 @@ init_gevent_grpc()  # before any gRPC channel exists; Locust has already patched
 import gevent  # noqa: E402
 from locust import FastHttpUser, User, constant, events, task  # noqa: E402
 
-from loadtest.check import ENTITY_TYPES, Payload, WrongAnswer, check_answer, corrupt, make_payload, parse_weights  # noqa: E402
+from loadtest.check import (  # noqa: E402
+    ENTITY_TYPES,
+    KindCycle,
+    Payload,
+    WrongAnswer,
+    check_answer,
+    corrupt,
+    make_payload,
+    parse_weights,
+)
 from loadtest.corpus import Corpus, load_corpus  # noqa: E402
 from loadtest.samples import SampleWriter  # noqa: E402
 
@@ -40,8 +49,7 @@ class _Config:
     token = ""
     grpc_target = ""
     corpus: Corpus
-    kinds: tuple[str, ...] = ()
-    kind_weights: tuple[float, ...] = ()
+    weights: dict[str, float] = {}
     batch_size = 4
     timeout_s = 60.0
     seed = 0
@@ -55,30 +63,56 @@ _user_numbers = count()
 
 
 @events.init_command_line_parser.add_listener
-def _add_arguments(parser) -> None:  # noqa: ANN001 (locust's configargparse parser)
+def _add_arguments(parser) -> None:
     add = parser.add_argument
     add("--ja-model", env_var="LOADTEST_MODEL", default="ja_ner", help="model name in /predictions/<model>")
     add("--ja-token", env_var="LOADTEST_TOKEN", default="", help="inference key (TorchServe token auth)")
-    add("--ja-grpc-target", env_var="LOADTEST_GRPC_TARGET", default="",
-        help="gRPC inference host:port (default: the --host name, port 7070)")  # fmt: skip
-    add("--ja-mix", env_var="LOADTEST_MIX", default="mixed", choices=["short", "mixed", "long"],
-        help="length mix of the bundled corpus")  # fmt: skip
-    add("--ja-corpus", env_var="LOADTEST_CORPUS", default="",
-        help="your own texts: one per line, or JSON lines with a 'text' field (overrides --ja-mix)")  # fmt: skip
-    add("--ja-weights", env_var="LOADTEST_WEIGHTS", default="text=5,json=4,batch=1",
-        help="share of payload kinds: text/plain body, {'text'} JSON, {'texts'} client batch")  # fmt: skip
+    add(
+        "--ja-grpc-target",
+        env_var="LOADTEST_GRPC_TARGET",
+        default="",
+        help="gRPC inference host:port (default: the --host name, port 7070)",
+    )
+    add(
+        "--ja-mix",
+        env_var="LOADTEST_MIX",
+        default="mixed",
+        choices=["short", "mixed", "long"],
+        help="length mix of the bundled corpus",
+    )
+    add(
+        "--ja-corpus",
+        env_var="LOADTEST_CORPUS",
+        default="",
+        help="your own texts: one per line, or JSON lines with a 'text' field (overrides --ja-mix)",
+    )
+    add(
+        "--ja-weights",
+        env_var="LOADTEST_WEIGHTS",
+        default="text=5,json=4,batch=1",
+        help="share of payload kinds: text/plain body, {'text'} JSON, {'texts'} client batch",
+    )
     add("--ja-batch-size", env_var="LOADTEST_BATCH_SIZE", type=int, default=4, help="texts per client batch")
     add("--ja-timeout", env_var="LOADTEST_TIMEOUT", type=float, default=60.0, help="seconds per request")
     add("--ja-seed", env_var="LOADTEST_SEED", type=int, default=0, help="seed of the payload choice")
-    add("--ja-any-type", env_var="LOADTEST_ANY_TYPE", action="store_true",
-        help="accept entity types outside the 8 of the default model")  # fmt: skip
+    add(
+        "--ja-any-type",
+        env_var="LOADTEST_ANY_TYPE",
+        action="store_true",
+        help="accept entity types outside the 8 of the default model",
+    )
     add("--ja-samples", env_var="LOADTEST_SAMPLES", default="", help="write one CSV line per request here")
-    add("--ja-corrupt-check", env_var="LOADTEST_CORRUPT_CHECK", action="store_true", include_in_web_ui=False,
-        help="TEST ONLY: check answers against rotated texts, so every entity is a wrong answer")  # fmt: skip
+    add(
+        "--ja-corrupt-check",
+        env_var="LOADTEST_CORRUPT_CHECK",
+        action="store_true",
+        include_in_web_ui=False,
+        help="TEST ONLY: check answers against rotated texts, so every entity is a wrong answer",
+    )
 
 
 @events.init.add_listener
-def _configure(environment, **_kwargs) -> None:  # noqa: ANN001
+def _configure(environment, **_kwargs) -> None:
     # The hub's loop was made at import (init_gevent_grpc) and its cached clock is as old as the
     # imports since; refresh it or Locust's --run-time timer fires early by that much.
     gevent.get_hub().loop.update_now()
@@ -89,9 +123,7 @@ def _configure(environment, **_kwargs) -> None:  # noqa: ANN001
     CONFIG.token = opts.ja_token
     CONFIG.grpc_target = opts.ja_grpc_target or f"{urlparse(environment.host or 'http://127.0.0.1').hostname}:7070"
     CONFIG.corpus = load_corpus(opts.ja_mix, Path(opts.ja_corpus) if opts.ja_corpus else None)
-    weights = parse_weights(opts.ja_weights)
-    CONFIG.kinds = tuple(k for k, w in weights.items() if w > 0)
-    CONFIG.kind_weights = tuple(weights[k] for k in CONFIG.kinds)
+    CONFIG.weights = parse_weights(opts.ja_weights)
     CONFIG.batch_size = opts.ja_batch_size
     CONFIG.timeout_s = opts.ja_timeout
     CONFIG.seed = opts.ja_seed
@@ -104,32 +136,42 @@ def _configure(environment, **_kwargs) -> None:  # noqa: ANN001
 
 
 @events.test_start.add_listener
-def _mark_start(environment, **_kwargs) -> None:  # noqa: ANN001
+def _mark_start(environment, **_kwargs) -> None:
     if CONFIG.samples is not None:
         CONFIG.samples.started = time.time()
 
 
 @events.test_stop.add_listener
-def _close_samples(environment, **_kwargs) -> None:  # noqa: ANN001
+def _close_samples(environment, **_kwargs) -> None:
     if CONFIG.samples is not None:
         CONFIG.samples.close(
-            {"model": CONFIG.model, "host": environment.host, "grpc_target": CONFIG.grpc_target,
-             "corpus": CONFIG.corpus.source, "corpus_texts": CONFIG.corpus.size,
-             "payload_weights": dict(zip(CONFIG.kinds, CONFIG.kind_weights, strict=True)),
-             "batch_size": CONFIG.batch_size, "corrupt_check": CONFIG.corrupt_check}  # fmt: skip
+            {
+                "model": CONFIG.model,
+                "host": environment.host,
+                "grpc_target": CONFIG.grpc_target,
+                "corpus": CONFIG.corpus.source,
+                "corpus_texts": CONFIG.corpus.size,
+                "payload_weights": CONFIG.weights,
+                "batch_size": CONFIG.batch_size,
+                "corrupt_check": CONFIG.corrupt_check,
+            }
         )
         CONFIG.samples = None
 
 
-def _next_payload(rng: random.Random) -> tuple[Payload, Payload]:
-    """A payload to send and the one to check the answer against (differs only with --ja-corrupt-check)."""
-    (kind,) = rng.choices(CONFIG.kinds, weights=CONFIG.kind_weights)
-    payload = make_payload(kind, CONFIG.corpus, rng, CONFIG.batch_size)
-    return payload, corrupt(payload) if CONFIG.corrupt_check else payload
+class _Workload:
+    """One user's payload stream: kinds in weighted rotation, texts drawn from the corpus."""
 
+    def __init__(self) -> None:
+        number = next(_user_numbers)
+        self.rng = random.Random(CONFIG.seed * 1_000_003 + number)
+        self.kinds = KindCycle(CONFIG.weights, offset=number)
 
-def _user_rng() -> random.Random:
-    return random.Random(CONFIG.seed * 1_000_003 + next(_user_numbers))
+    def next(self) -> tuple[Payload, Payload]:
+        """A payload to send and the one to check the answer against (they differ only with
+        --ja-corrupt-check)."""
+        payload = make_payload(self.kinds.next(), CONFIG.corpus, self.rng, CONFIG.batch_size)
+        return payload, corrupt(payload) if CONFIG.corrupt_check else payload
 
 
 class RestUser(FastHttpUser):
@@ -138,16 +180,17 @@ class RestUser(FastHttpUser):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.rng = _user_rng()
+        self.workload = _Workload()
         self.headers_base = {"Authorization": f"Bearer {CONFIG.token}"} if CONFIG.token else {}
 
     @task
     def predict(self) -> None:
-        sent, expected = _next_payload(self.rng)
+        sent, expected = self.workload.next()
         path = f"/predictions/{CONFIG.model}"
         headers = {**self.headers_base, "Content-Type": sent.content_type}
-        with self.client.post(path, data=sent.body, headers=headers, name=f"{path} [{sent.kind}]",
-                              catch_response=True) as response:  # fmt: skip
+        with self.client.post(
+            path, data=sent.body, headers=headers, name=f"{path} [{sent.kind}]", catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
                 return
@@ -165,15 +208,17 @@ class GrpcUser(User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.rng = _user_rng()
-        self.grpc = GrpcClient(CONFIG.grpc_target, self.environment.events.request, token=CONFIG.token,
-                               timeout_s=CONFIG.timeout_s)  # fmt: skip
+        self.workload = _Workload()
+        self.grpc = GrpcClient(
+            CONFIG.grpc_target, self.environment.events.request, token=CONFIG.token, timeout_s=CONFIG.timeout_s
+        )
 
     def on_stop(self) -> None:
         self.grpc.close()
 
     @task
     def predict(self) -> None:
-        sent, expected = _next_payload(self.rng)
-        self.grpc.predictions(CONFIG.model, sent, f"Predictions [{sent.kind}]",
-                              lambda body: check_answer(body, expected, CONFIG.types))  # fmt: skip
+        sent, expected = self.workload.next()
+        self.grpc.predictions(
+            CONFIG.model, sent, f"Predictions [{sent.kind}]", lambda body: check_answer(body, expected, CONFIG.types)
+        )

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
-FRONTEND_COUNTERS = ("ts_inference_requests_total", "ts_inference_latency_microseconds", "ts_queue_latency_microseconds")
 GAUGES_MS = ("QueueTime", "WorkerThreadTime", "HandlerTime", "PredictionTime")
 BATCHES, BATCH_REQUESTS, DOCUMENTS, FORWARDS = "NerBatches", "NerBatchRequests", "NerDocuments", "NerForwardPasses"
 MODEL_LABELS = ("model_name", "ModelName")
@@ -103,16 +102,21 @@ def server_view(before: str | None, after: str | None, model: str) -> dict[str, 
     requests = delta("ts_inference_requests_total")
     view: dict[str, object] = {"available": True, "requests": requests}
     if requests:
-        for key, name in (("inference_latency", "ts_inference_latency_microseconds"),
-                          ("queue_latency", "ts_queue_latency_microseconds")):  # fmt: skip
+        for key, name in (
+            ("inference_latency", "ts_inference_latency_microseconds"),
+            ("queue_latency", "ts_queue_latency_microseconds"),
+        ):
             micros = delta(name)
             view[f"mean_{key}_ms"] = None if micros is None else round(micros / requests / 1000.0, 3)
     view["last_gauges_ms"] = {g: total(new, g) for g in GAUGES_MS if total(new, g) is not None}
     batches = delta(BATCHES)
     batch: dict[str, object] = {"batches": batches}
     if batches:
-        for key, name in (("mean_requests_per_batch", BATCH_REQUESTS), ("mean_documents_per_batch", DOCUMENTS),
-                          ("mean_forward_passes_per_batch", FORWARDS)):  # fmt: skip
+        for key, name in (
+            ("mean_requests_per_batch", BATCH_REQUESTS),
+            ("mean_documents_per_batch", DOCUMENTS),
+            ("mean_forward_passes_per_batch", FORWARDS),
+        ):
             value = delta(name)
             batch[key] = None if value is None else round(value / batches, 3)
         stages = sorted({s.name for s in new if re.fullmatch(r"Ner[A-Z][A-Za-z]*Ms(_total)?", s.name)})

@@ -33,6 +33,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from loadtest import prom, stats  # noqa: E402
+from loadtest.check import parse_weights  # noqa: E402
+from loadtest.corpus import load_corpus  # noqa: E402
 from loadtest.samples import read_meta, read_samples  # noqa: E402
 
 LOCUSTFILE = REPO / "loadtest" / "locustfile.py"
@@ -56,7 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", default="", help="your texts: one per line or JSON lines with 'text'")
     parser.add_argument("--weights", default="text=5,json=4,batch=1", help="payload kinds: text, json, batch")
     parser.add_argument("--batch-size", type=int, default=4, help="texts per client-batch request")
-    parser.add_argument("--host", default="", help=f"REST base URL; empty: {DEFAULT_HOST}, started if down")
+    parser.add_argument("--host", default="", help="REST base URL; empty: --local-url, started if down")
+    parser.add_argument("--local-url", default=DEFAULT_HOST, help="where the server --serve-cmd starts listens")
     parser.add_argument("--grpc-target", default="", help="gRPC host:port (default: host name, port 7070)")
     parser.add_argument("--metrics-url", default="", help="Prometheus URL (default: host name, :8082/metrics)")
     parser.add_argument("--model", default="ja_ner", help="model name")
@@ -121,14 +124,42 @@ def locust_command(args: argparse.Namespace, host: str, grpc_target: str, out: P
     """The headless Locust command line; users and spawn rate are scaled by the number of protocols."""
     protocols = ["rest", "grpc"] if args.protocol == "both" else [args.protocol]
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-        "--users", str(args.users * len(protocols)), "--spawn-rate", f"{args.spawn_rate * len(protocols):g}",
-        "--run-time", args.run_time, "--stop-timeout", f"{args.timeout:g}s", "--host", host,
-        "--csv", str(out / "locust"), "--html", str(out / "report.html"),
-        "--ja-model", args.model, "--ja-grpc-target", grpc_target, "--ja-mix", args.mix,
-        "--ja-weights", args.weights, "--ja-batch-size", str(args.batch_size), "--ja-timeout", f"{args.timeout:g}",
-        "--ja-samples", str(out / "samples.csv"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--only-summary",
+        "--users",
+        str(args.users * len(protocols)),
+        "--spawn-rate",
+        f"{args.spawn_rate * len(protocols):g}",
+        "--run-time",
+        args.run_time,
+        "--stop-timeout",
+        f"{args.timeout:g}s",
+        "--host",
+        host,
+        "--csv",
+        str(out / "locust"),
+        "--html",
+        str(out / "report.html"),
+        "--ja-model",
+        args.model,
+        "--ja-grpc-target",
+        grpc_target,
+        "--ja-mix",
+        args.mix,
+        "--ja-weights",
+        args.weights,
+        "--ja-batch-size",
+        str(args.batch_size),
+        "--ja-timeout",
+        f"{args.timeout:g}",
+        "--ja-samples",
+        str(out / "samples.csv"),
+    ]
     if args.corpus:
         cmd += ["--ja-corpus", str(Path(args.corpus).resolve())]
     cmd += args.locust_arg
@@ -150,13 +181,18 @@ def run_locust(cmd: list[str], token: str, log: Path) -> int:
 
 def markdown_table(summary: dict) -> str:
     """The per-endpoint table of a summary (times in ms), as in docs/loadtest.md."""
-    rows = ["| endpoint | requests | failures | req/s | p50 | p90 | p95 | p99 | max |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| endpoint | requests | failures | req/s | p50 | p90 | p95 | p99 | max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     named = [(f"{e['protocol']} {e['name']}", e) for e in summary["client"]["endpoints"]]
     named += [(f"**{p} total**", f) for p, f in summary["client"]["protocols"].items()]
     named.append(("**all**", summary["client"]["total"]))
     for name, f in named:
-        rows.append(f"| {name} | {f['requests']} | {f['failures']} | {f['rps']:.1f} | {f['p50_ms']:.0f} | "
-                    f"{f['p90_ms']:.0f} | {f['p95_ms']:.0f} | {f['p99_ms']:.0f} | {f['max_ms']:.0f} |")  # fmt: skip
+        rows.append(
+            f"| {name} | {f['requests']} | {f['failures']} | {f['rps']:.1f} | {f['p50_ms']:.0f} | "
+            f"{f['p90_ms']:.0f} | {f['p95_ms']:.0f} | {f['p99_ms']:.0f} | {f['max_ms']:.0f} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -169,8 +205,12 @@ def build_summary(args: argparse.Namespace, out: Path, run: dict, before: str | 
     client = stats.summarise(samples, duration)
     reasons = stats.verdict(client, expected_protocols=protocols, max_p99_ms=args.max_p99_ms, min_rps=args.min_rps)
     return {
-        "run": {**run, **{k: v for k, v in meta.items() if k not in ("started", "stopped")},
-                "started_utc": _utc(meta.get("started")), "duration_s": round(duration, 3)},  # fmt: skip
+        "run": {
+            **run,
+            **{k: v for k, v in meta.items() if k not in ("started", "stopped")},
+            "started_utc": _utc(meta.get("started")),
+            "duration_s": round(duration, 3),
+        },
         "client": client,
         "server": prom.server_view(before, after, args.model),
         "thresholds": {"max_p99_ms": args.max_p99_ms, "min_rps": args.min_rps},
@@ -199,12 +239,17 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    host = normalise_host(args.host or DEFAULT_HOST)
+    host = normalise_host(args.host or args.local_url)
     name = urlparse(host).hostname
     grpc_target = args.grpc_target or f"{name}:7070"
     metrics_url = args.metrics_url or f"http://{name}:8082/metrics"
     started_server = False
     try:
+        try:  # refuse a bad corpus or weights before any server is started
+            load_corpus(args.mix, Path(args.corpus) if args.corpus else None)
+            parse_weights(args.weights)
+        except (OSError, ValueError) as exc:
+            raise SetupError(str(exc)) from None
         if not args.token and not args.host:
             args.token = _local_token()
         if not ping(host, args.token):
@@ -223,9 +268,17 @@ def main(argv: list[str] | None = None) -> int:
         (out / "metrics_after.prom").write_text(after or "", encoding="utf-8")
         if not (out / "samples.csv").exists() or code not in (0, 1):
             raise SetupError(f"locust exited with {code} and left no samples; see {out / 'locust.log'}")
-        run = {"protocol": args.protocol, "users_per_protocol": args.users, "spawn_rate_per_protocol": args.spawn_rate,
-               "run_time": args.run_time, "mix": args.mix, "metrics_url": metrics_url, "locust": version("locust"),
-               "cpu_count": os.cpu_count(), "server_started_here": started_server}  # fmt: skip
+        run = {
+            "protocol": args.protocol,
+            "users_per_protocol": args.users,
+            "spawn_rate_per_protocol": args.spawn_rate,
+            "run_time": args.run_time,
+            "mix": args.mix,
+            "metrics_url": metrics_url,
+            "locust": version("locust"),
+            "cpu_count": os.cpu_count(),
+            "server_started_here": started_server,
+        }
         summary = build_summary(args, out, run, before, after)
         (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         (out / "summary.md").write_text(markdown_table(summary), encoding="utf-8")

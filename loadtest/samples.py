@@ -47,15 +47,31 @@ class SampleWriter:
         self.started = time.time()
         self.stopped: float | None = None
 
-    def on_request(self, request_type: str, name: str, response_time: float, response_length: int,
-                   exception: BaseException | None = None, **_: Any) -> None:  # fmt: skip
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        exception: BaseException | None = None,
+        **_: Any,
+    ) -> None:
         """Locust ``request`` event listener (requests ending after ``close`` are not recorded)."""
         if self._file.closed:
             return
         now = time.time()
         error = "" if exception is None else f"{type(exception).__name__}: {exception}"[:300]
-        self._csv.writerow((f"{now - response_time / 1000.0:.6f}", request_type, name, f"{response_time:.3f}",
-                            int(response_length or 0), 0 if exception else 1, error))  # fmt: skip
+        self._csv.writerow(
+            (
+                f"{now - response_time / 1000.0:.6f}",
+                request_type,
+                name,
+                f"{response_time:.3f}",
+                int(response_length or 0),
+                0 if exception else 1,
+                error,
+            )
+        )
 
     def close(self, meta: dict[str, Any] | None = None) -> None:
         """Flush the samples and write ``<name>.meta.json`` with the run window."""
@@ -78,8 +94,15 @@ def read_samples(path: Path) -> list[Sample]:
 def _parse(rows: Iterable[dict[str, str]]) -> Iterable[Sample]:
     for row in rows:
         try:
-            yield Sample(float(row["start"]), row["request_type"], row["name"], float(row["response_time_ms"]),
-                         int(row["response_length"]), row["ok"] == "1", row.get("error") or "")  # fmt: skip
+            yield Sample(
+                float(row["start"]),
+                row["request_type"],
+                row["name"],
+                float(row["response_time_ms"]),
+                int(row["response_length"]),
+                row["ok"] == "1",
+                row.get("error") or "",
+            )
         except (KeyError, TypeError, ValueError):
             continue
 

@@ -34,8 +34,10 @@ def build_mar(model_dir: Path, store: Path, name: str = "ja_ner", **model_config
 
 def port_overrides() -> dict[str, str]:
     """config.properties entries that move every listener to a free loopback port."""
-    rest, mgmt, metrics, grpc_inf, grpc_mgmt = (free_port() for _ in range(5))
+    rest, mgmt, metrics, grpc_inf, grpc_mgmt, worker = (free_port() for _ in range(6))
     return {
+        # The frontend names worker sockets /tmp/.ts.sock.<port> whatever TMPDIR says.
+        "initial_worker_port": str(worker),
         "inference_address": f"http://127.0.0.1:{rest}",
         "management_address": f"http://127.0.0.1:{mgmt}",
         "metrics_address": f"http://127.0.0.1:{metrics}",

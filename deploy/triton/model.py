@@ -1,10 +1,10 @@
 """Triton Python-backend adapter over the ja_ner core: it translates, nothing more.
 
-Contract (config.pbtxt.in, docs/deploy.md "Triton I/O contract"): ``TEXT`` BYTES ``[batch, 1]``, one
-UTF-8 text per row; optional ``OPTIONS`` BYTES ``[batch, 1]``, per row a JSON options object or empty;
-``ENTITIES_JSON`` BYTES ``[batch, 1]``, per row the JSON of a single REST answer. Every request of a
-dynamic batch gets its own response; a request with a bad row gets a ``TritonError`` (message: the
-error JSON ``{"code", "type", "message"}``) and its batch neighbours are answered normally.
+Contract (config.pbtxt.in, docs/deploy.md "Triton I/O contract"): ``TEXT`` BYTES ``[batch, 1]``,
+one UTF-8 text per row; optional ``OPTIONS`` BYTES ``[batch, 1]``, per row a JSON options object
+or empty; ``ENTITIES_JSON`` BYTES ``[batch, 1]``, per row the bytes of a single REST answer. Every
+request of a dynamic batch gets its own response; a request with a bad row gets a ``TritonError``
+(message: the error JSON ``{"code", "type", "message"}``) and its batch neighbours are answered.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ja_ner.errors import Internal, InvalidInput, NerError
-from ja_ner.pipeline import Pipeline
+from ja_ner.pipeline import Pipeline, StageTimes
 from ja_ner.request import ParsedRequest, parse_request, render_response
 from ja_ner.settings import Settings
 from ja_ner.types import Document
@@ -105,6 +105,37 @@ def parse_rows(texts: list[bytes], options: list[bytes] | None, *, max_texts: in
     return parsed
 
 
+class StageMetrics:
+    """Custom Triton metrics (served on the metrics port next to Triton's own ``nv_*`` series).
+
+    Counters only, so rates and means come from Prometheus: ``ja_ner_documents_total``,
+    ``ja_ner_forward_passes_total`` and ``ja_ner_stage_ms_total{stage=...}`` (milliseconds spent per
+    pipeline stage). Created once per instance in ``initialize``, as Triton requires.
+    """
+
+    STAGES = ("normalise", "encode", "segment", "forward", "aggregate")
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        counter = pb_utils.MetricFamily.COUNTER
+        self._families = [
+            pb_utils.MetricFamily("ja_ner_documents_total", "Texts answered by the ja_ner pipeline", counter),
+            pb_utils.MetricFamily("ja_ner_forward_passes_total", "Model forward micro-batches", counter),
+            pb_utils.MetricFamily("ja_ner_stage_ms_total", "Milliseconds spent per pipeline stage", counter),
+        ]
+        documents, passes, stages = self._families
+        self.documents = documents.Metric(labels=labels)
+        self.passes = passes.Metric(labels=labels)
+        self.stages = {stage: stages.Metric(labels={**labels, "stage": stage}) for stage in self.STAGES}
+
+    def record(self, documents: int, times: StageTimes) -> None:
+        """Add one ``predict_timed`` call."""
+        self.documents.increment(documents)
+        self.passes.increment(len(times.batches))
+        for stage, seconds in times.seconds.items():
+            if stage in self.stages:
+                self.stages[stage].increment(seconds * 1000.0)
+
+
 class TritonPythonModel:
     """One Triton model instance: a loaded ``Pipeline`` and the request/response translation."""
 
@@ -122,6 +153,7 @@ class TritonPythonModel:
             "model_version": parameters.get("model_version_label") or args["model_version"],
         }
         self.pipeline = Pipeline.load(model_dir, self.settings)
+        self.metrics = StageMetrics({"model": args["model_name"], "version": args["model_version"]})
         log.info("loaded %s from %s on %s", args["model_instance_name"], model_dir, self.settings.device)
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -140,11 +172,13 @@ class TritonPythonModel:
             doc for item in parsed if not isinstance(item, NerError) for rows in item for doc in rows.documents
         ]
         try:
-            outcomes = iter(self.pipeline.predict(documents))
+            answered, times = self.pipeline.predict_timed(documents)
         except Exception:  # the core answers errors per document; anything else is our fault
             log.exception("pipeline failed on a batch of %d documents", len(documents))
             failure = Internal("internal error; see the server log")
             return [pb_utils.InferenceResponse(error=triton_error(failure.to_json())) for _ in requests]
+        self.metrics.record(len(documents), times)
+        outcomes = iter(answered)
         return [self._respond(item, outcomes) for item in parsed]
 
     def _respond(self, item: list[ParsedRequest] | NerError, outcomes: Any) -> Any:
@@ -158,7 +192,7 @@ class TritonPythonModel:
                 if len(rendered) > 1:
                     body = {**body, "message": f"row {row}: {body['message']}"}
                 return pb_utils.InferenceResponse(error=triton_error(body))
-            answers.append(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+            answers.append(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
         out = np.array(answers, dtype=np.object_).reshape(-1, 1)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT, out)])
 

@@ -157,7 +157,7 @@ def server_command(
 class TritonServer:
     """A running ``tritonserver`` child process and where to reach it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], host: str, ports: Ports, log_path: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], host: str, ports: Ports, log_path: Path | None) -> None:
         self.process = process
         self.host = host
         self.ports = ports
@@ -169,6 +169,8 @@ class TritonServer:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the server log (for error messages)."""
+        if self.log_path is None:
+            return "(log on the launcher's stdout)"
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -223,11 +225,13 @@ def start_triton(
     extra_args: tuple[str, ...] = (),
     wait: bool = True,
     timeout_s: float = 180.0,
+    log_to_stdout: bool = False,
 ) -> TritonServer:
     """Start ``tritonserver`` on ``model_repository`` with its backends and log under ``workdir``.
 
     The server runs with ``workdir`` as its current directory, so the model imports the core from the
-    repository's own copy, not from wherever the caller stands. Log: ``workdir/tritonserver.log``.
+    repository's own copy, not from wherever the caller stands. Log: ``workdir/tritonserver.log``,
+    or this process's stdout with ``log_to_stdout`` (containers).
 
     Raises:
         FileNotFoundError: the wheel or the repository is missing.
@@ -249,10 +253,13 @@ def start_triton(
         log_verbose=log_verbose,
         extra_args=extra_args,
     )
-    log_path = workdir / "tritonserver.log"
     LOG.info("starting %s", " ".join(command))
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=workdir, env=server_env(dist), stdout=log, stderr=subprocess.STDOUT)
+    log_path = None if log_to_stdout else workdir / "tritonserver.log"
+    if log_path is None:
+        process = subprocess.Popen(command, cwd=workdir, env=server_env(dist))
+    else:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(command, cwd=workdir, env=server_env(dist), stdout=log, stderr=subprocess.STDOUT)
     server = TritonServer(process, host, ports, log_path)
     if wait:
         try:
@@ -293,6 +300,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--log-verbose", type=int, default=0)
+    parser.add_argument("--log-stdout", action="store_true", help="server log to stdout, not WORKDIR (containers)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
     parser.add_argument("--model", default="ja_ner", help="model name for --smoke")
     parser.add_argument("--smoke", metavar="TEXT", help="start, infer TEXT once, print the JSON, stop")
@@ -313,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         log_verbose=args.log_verbose,
         extra_args=tuple(args.extra),
         timeout_s=args.timeout,
+        log_to_stdout=args.log_stdout,
     )
     LOG.info("ready: http %s grpc %s metrics %s", server.http_url, server.grpc_target, server.metrics_url)
     if args.smoke is not None:

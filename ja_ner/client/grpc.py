@@ -30,7 +30,11 @@ from ja_ner.client.results import (
     prediction_from_json,
     request_json,
 )
-from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc, management_pb2, management_pb2_grpc
+
+try:
+    from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc, management_pb2, management_pb2_grpc
+except ImportError as exc:  # pragma: no cover - depends on the install step
+    raise ImportError("gRPC stubs missing: run `make protos` (generates ja_ner/proto_gen from proto/)") from exc
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ MAX_TEXTS = int(LIMITS["max_texts"])
 GOOD_TEXT = "鈴木は熊本県の阿蘇山に登った"
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
 FIFTY_MB = 50 * 1024 * 1024
 GRPC_OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
 
@@ -67,6 +68,10 @@ def _text_case(case_id: str, text: str, **kw: Any) -> Case:
     return Case(case_id, raw, TEXT, {"data": raw}, text=text, **kw)
 
 
+def _json_error(case_id: str, body: bytes, code: int, kind: str, words: str) -> Case:
+    return Case(case_id, body, JSON, {"data": body}, error=(code, kind, words))
+
+
 LONG_SENTENCE = ("東京都の鈴木さんと大阪府の田中さんが会った" * 2000)[:30_000]  # no punctuation at all
 BAD_UTF8 = b"\xff\xfe\x80\xe6\x9d"
 INVALID = "InvalidInput"
@@ -74,7 +79,10 @@ TOO_LARGE = "InputTooLarge"
 
 CASES: list[Case] = [
     _text_case("empty-text", ""),
-    Case("empty-no-content-type", b"", None, {}, error=(400, INVALID, "no request body")),
+    Case("empty-no-content-type", b"", None, None, text=""),
+    Case("empty-form", b"", FORM, None, error=(400, INVALID, "no request body")),
+    Case("form-field-instead-of-body", "text=東京".encode(), FORM, None, error=(400, INVALID, "no request body")),
+    Case("no-input-keys", None, None, {}, error=(400, INVALID, "no request body")),
     _text_case("whitespace-only", " \t\n\u3000 \r\n"),
     Case("invalid-utf8-text", BAD_UTF8, TEXT, {"data": BAD_UTF8}, error=(400, INVALID, "not valid UTF-8")),
     Case("invalid-utf8-octets", BAD_UTF8, "application/octet-stream", None, error=(400, INVALID, "UTF-8")),

@@ -30,8 +30,19 @@ def _free_port() -> int:
 
 def _fake(delay_ms: float, wrong_every: int = 0) -> Iterator[dict[str, str]]:
     rest, grpc = _free_port(), _free_port()
-    cmd = [sys.executable, "-m", "loadtest.fake_server", "--rest-port", str(rest), "--grpc-port", str(grpc),
-           "--delay-ms", str(delay_ms), "--wrong-every", str(wrong_every)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "loadtest.fake_server",
+        "--rest-port",
+        str(rest),
+        "--grpc-port",
+        str(grpc),
+        "--delay-ms",
+        str(delay_ms),
+        "--wrong-every",
+        str(wrong_every),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO)
     try:
         deadline = time.monotonic() + 30
@@ -41,8 +52,11 @@ def _fake(delay_ms: float, wrong_every: int = 0) -> Iterator[dict[str, str]]:
                 break
             except OSError:
                 time.sleep(0.2)
-        yield {"--host": f"http://127.0.0.1:{rest}", "--grpc-target": f"127.0.0.1:{grpc}",
-               "--metrics-url": f"http://127.0.0.1:{rest}/metrics"}  # fmt: skip
+        yield {
+            "--host": f"http://127.0.0.1:{rest}",
+            "--grpc-target": f"127.0.0.1:{grpc}",
+            "--metrics-url": f"http://127.0.0.1:{rest}/metrics",
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -78,8 +92,9 @@ def test_grpc_calls_overlap_under_load(slow_fake: dict[str, str], tmp_path: Path
 
 
 def test_both_protocols_report_every_endpoint(slow_fake: dict[str, str], tmp_path: Path) -> None:
-    code, summary = run_loadtest(slow_fake, tmp_path, "--users", "3", "--run-time", "3s",
-                                 "--weights", "text=1,json=1,batch=1")  # fmt: skip
+    code, summary = run_loadtest(
+        slow_fake, tmp_path, "--users", "3", "--run-time", "3s", "--weights", "text=1,json=1,batch=1"
+    )
     assert code == 0, summary.get("reasons")
     names = {(e["protocol"], e["name"]): e for e in summary["client"]["endpoints"]}
     kinds = ("text", "json", "batch")
@@ -102,8 +117,20 @@ def test_wrong_answers_are_failures(lying_fake: dict[str, str], tmp_path: Path) 
 
 
 def test_missed_thresholds_fail_the_run(slow_fake: dict[str, str], tmp_path: Path) -> None:
-    code, summary = run_loadtest(slow_fake, tmp_path, "--protocol", "rest", "--users", "2", "--run-time", "2s",
-                                 "--max-p99-ms", "1", "--min-rps", "100000")  # fmt: skip
+    code, summary = run_loadtest(
+        slow_fake,
+        tmp_path,
+        "--protocol",
+        "rest",
+        "--users",
+        "2",
+        "--run-time",
+        "2s",
+        "--max-p99-ms",
+        "1",
+        "--min-rps",
+        "100000",
+    )
     assert code == 1
     assert summary["client"]["total"]["failures"] == 0
     assert [r.split(":")[0] for r in summary["reasons"]] == ["REST", "REST"]
@@ -114,3 +141,34 @@ def test_a_given_host_that_is_down_is_a_setup_error(tmp_path: Path) -> None:
     port = _free_port()
     code, summary = run_loadtest({"--host": f"http://127.0.0.1:{port}"}, tmp_path, "--run-time", "1s")
     assert code == 2 and summary == {}
+
+
+def test_without_host_a_local_server_is_started_and_stopped(tmp_path: Path) -> None:
+    """No --host and nothing listening: --serve-cmd starts it, the run uses it, --stop-cmd stops it."""
+    rest, grpc = _free_port(), _free_port()
+    pid = tmp_path / "fake.pid"
+    serve = (
+        f"{sys.executable} -m loadtest.fake_server --rest-port {rest} --grpc-port {grpc} --delay-ms 5"
+        f" >/dev/null 2>&1 & echo $! > {pid}"
+    )
+    target = {"--local-url": f"http://127.0.0.1:{rest}", "--grpc-target": f"127.0.0.1:{grpc}"}
+    code, summary = run_loadtest(
+        target,
+        tmp_path / "out",
+        "--users",
+        "1",
+        "--run-time",
+        "2s",
+        "--serve-cmd",
+        f"sh -c '{serve}'",
+        "--stop-cmd",
+        f"sh -c 'kill $(cat {pid})'",
+        "--ready-timeout",
+        "30",
+    )
+    assert code == 0, summary.get("reasons")
+    assert summary["run"]["server_started_here"] is True
+    assert summary["client"]["total"]["requests"] > 0
+    time.sleep(0.5)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", rest), timeout=1).close()

@@ -102,7 +102,12 @@ def test_server_and_model_metadata(triton: serve.TritonServer) -> None:
     assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [("ENTITIES_JSON", "BYTES")]
     config = client.get_model_config(MODEL)
     assert config["max_batch_size"] == 16 and config["instance_group"][0]["kind"] == "KIND_CPU"
-    assert "nv_inference_request_success" in requests.get(triton.metrics_url, timeout=10).text
+    metrics = requests.get(triton.metrics_url, timeout=10).text
+    assert "nv_inference_request_success" in metrics
+    client.infer(MODEL, _inputs(httpclient, [TEXTS[0].encode()]))
+    metrics = requests.get(triton.metrics_url, timeout=10).text
+    assert 'ja_ner_documents_total{model="ja_ner",version="1"}' in metrics
+    assert 'ja_ner_stage_ms_total{model="ja_ner",stage="forward",version="1"}' in metrics
 
 
 def test_http_and_grpc_agree_with_torchserve(triton: serve.TritonServer, torchserve: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -44,6 +45,25 @@ class FakeTritonError(Exception):
 
     def code(self) -> int:
         return self._code
+
+
+class FakeMetricFamily:
+    COUNTER, GAUGE, HISTOGRAM = range(3)
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    def __init__(self, name: str, description: str, kind: int) -> None:
+        self.name = name
+
+    def Metric(self, labels: dict[str, str]) -> Any:  # noqa: N802 (the real API's name)
+        key = (self.name, tuple(sorted(labels.items())))
+        family = self
+
+        class _Metric:
+            def increment(self, value: float) -> None:
+                assert value >= 0, f"{family.name}: counters only go up"
+                FakeMetricFamily.values[key] = FakeMetricFamily.values.get(key, 0.0) + value
+
+        return _Metric()
 
 
 class FakeTensor:
@@ -89,6 +109,7 @@ def _fake_pb_utils() -> types.ModuleType:
     module.TritonError = FakeTritonError
     module.Tensor = FakeTensor
     module.InferenceResponse = FakeResponse
+    module.MetricFamily = FakeMetricFamily
     module.get_input_tensor_by_name = lambda request, name: request.tensors.get(name)
     return module
 
@@ -265,25 +286,37 @@ def test_malformed_requests(instance: Any, request_: FakeRequest, needle: str) -
     assert body["code"] == 400 and needle in body["message"]
 
 
+def test_stage_metrics_count_documents_and_time(instance: Any) -> None:
+    def total(name: str) -> float:
+        return sum(v for (n, _), v in FakeMetricFamily.values.items() if n == name)
+
+    before = total("ja_ner_documents_total"), total("ja_ner_stage_ms_total")
+    instance.execute([FakeRequest(["鈴木は熊本県に住む", "東京"]), FakeRequest([b"\xff"]), FakeRequest(["大阪"])])
+    assert total("ja_ner_documents_total") - before[0] == 3  # the bad request never reaches the pipeline
+    assert total("ja_ner_stage_ms_total") > before[1]
+    stages = {dict(labels)["stage"] for (n, labels) in FakeMetricFamily.values if n == "ja_ner_stage_ms_total"}
+    assert {"encode", "forward"} <= stages
+
+
 def test_a_pipeline_crash_fails_every_request_as_internal(instance: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(docs: object) -> list[object]:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(instance.pipeline, "predict", boom)
+    monkeypatch.setattr(instance.pipeline, "predict_timed", boom)
     responses = instance.execute([FakeRequest(["a"]), FakeRequest(["b"])])
     assert [r.error_json()["type"] for r in responses] == ["Internal", "Internal"]
     assert {r.error.code() for r in responses} == {FakeTritonError.INTERNAL}
 
 
 def test_core_errors_from_the_pipeline_map_per_request(instance: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = instance.pipeline.predict
+    real = instance.pipeline.predict_timed
 
-    def second_too_large(docs: list[Any]) -> list[object]:
-        outcomes = real(docs)
+    def second_too_large(docs: list[Any]) -> tuple[list[object], Any]:
+        outcomes, times = real(docs)
         outcomes[1] = InputTooLarge("too big")
-        return outcomes
+        return outcomes, times
 
-    monkeypatch.setattr(instance.pipeline, "predict", second_too_large)
+    monkeypatch.setattr(instance.pipeline, "predict_timed", second_too_large)
     responses = instance.execute([FakeRequest(["a"]), FakeRequest(["b"]), FakeRequest(["c"])])
     assert responses[0].error is None and responses[2].error is None
     assert responses[1].error_json() == {"code": 413, "type": "InputTooLarge", "message": "too big"}
@@ -391,3 +424,29 @@ def test_settings_defaults_survive_the_round_trip() -> None:
     config = json.loads(model_config_json(build_repo.render_config(build_repo.RepoSpec())))
     values = {k: v["string_value"] for k, v in config["parameters"].items() if k not in build_repo.ADAPTER_PARAMETERS}
     assert Settings.from_mapping(values) == Settings()
+
+
+def test_make_targets_pass_their_variables_to_the_builder(tiny_model_dir: Path) -> None:
+    variables = [f"MODEL={tiny_model_dir}", "TRITON_KIND=gpu", "TRITON_MAX_BATCH=8", "TRITON_QUEUE_DELAY_US=500"]
+    result = subprocess.run(
+        ["make", "-s", "triton-config", *variables, "VERSION=2.5"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads(model_config_json(result.stdout))
+    assert config["max_batch_size"] == 8 and int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == 500
+    assert config["instance_group"][0]["kind"] == "KIND_GPU"
+    assert config["parameters"]["model_version_label"]["string_value"] == "2.5"
+    dry = subprocess.run(
+        ["make", "-n", "triton-serve", "TRITON_HTTP_PORT=9100", "TRITON_HOST=127.0.0.2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert "--http-port 9100" in dry.stdout and "--host 127.0.0.2" in dry.stdout
+
+
+def test_only_the_adapter_imports_triton_utilities() -> None:
+    for package in ("ja_ner", "handler"):
+        for path in (REPO / package).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            assert "triton_python_backend_utils" not in text and "tritonclient" not in text, path

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from loadtest.check import KINDS, Payload, WrongAnswer, check_answer, corrupt, make_payload, parse_weights
+from loadtest.check import KINDS, KindCycle, Payload, WrongAnswer, check_answer, corrupt, make_payload, parse_weights
 from loadtest.corpus import Corpus
 
 TEXT = "鈴木は熊本県に住む"
@@ -22,7 +22,9 @@ def _entity(start: int, end: int, text: str = TEXT, type_: str = "PER", score: f
 
 
 def _answer(*entities: dict) -> bytes:
-    return json.dumps({"model": "ja_ner", "model_version": "1.0", "entities": list(entities), "truncated": False}).encode()
+    return json.dumps(
+        {"model": "ja_ner", "model_version": "1.0", "entities": list(entities), "truncated": False}
+    ).encode()
 
 
 def test_right_answers_pass() -> None:
@@ -64,7 +66,7 @@ def test_batch_answer_must_have_one_result_per_text() -> None:
     batch = Payload("batch", (TEXT, TEXT, TEXT), b"", "application/json")
     with pytest.raises(WrongAnswer, match="batch of 3 texts answered with 2 results"):
         check_answer(json.dumps({"results": [{"entities": []}, {"entities": []}]}), batch)
-    with pytest.raises(WrongAnswer, match="no \"results\" list"):
+    with pytest.raises(WrongAnswer, match='no "results" list'):
         check_answer(_answer(), batch)
 
 
@@ -98,3 +100,20 @@ def test_parse_weights() -> None:
     for bad in ("text", "xml=1", "text=-1", "text=x", "text=0"):
         with pytest.raises(ValueError):
             parse_weights(bad)
+
+
+def test_kind_cycle_spreads_kinds_by_weight() -> None:
+    cycle = KindCycle({"text": 5.0, "json": 4.0, "batch": 1.0})
+    picks = [cycle.next() for _ in range(30)]
+    for window in (picks[0:10], picks[10:20], picks[20:30]):
+        assert (window.count("text"), window.count("json"), window.count("batch")) == (5, 4, 1)
+    assert picks[:10] == ["text", "json", "text", "json", "text", "batch", "json", "text", "json", "text"]
+
+
+def test_kind_cycle_offset_and_zero_weights() -> None:
+    plain = KindCycle({"text": 1.0, "json": 1.0, "batch": 0.0})
+    shifted = KindCycle({"text": 1.0, "json": 1.0, "batch": 0.0}, offset=1)
+    assert [plain.next() for _ in range(4)] == ["text", "json", "text", "json"]
+    assert [shifted.next() for _ in range(3)] == ["json", "text", "json"]
+    with pytest.raises(ValueError):
+        KindCycle({"text": 0.0})

@@ -42,9 +42,7 @@ def test_max_in_flight_counts_overlaps_not_touching_ends() -> None:
 
 
 def test_figures() -> None:
-    samples = [_sample(float(i), ms) for i, ms in enumerate([10.0, 20.0, 30.0, 40.0])] + [
-        _sample(5.0, 100.0, ok=False)
-    ]
+    samples = [_sample(float(i), ms) for i, ms in enumerate([10.0, 20.0, 30.0, 40.0])] + [_sample(5.0, 100.0, ok=False)]
     fig = figures(samples, duration_s=10.0)
     assert (fig.requests, fig.failures) == (5, 1)
     assert fig.rps == pytest.approx(0.5)

@@ -55,3 +55,17 @@ def test_mixed_long_and_short_sentences(xlmr_tokenizer):
 def test_empty_document_has_no_windows(xlmr_tokenizer):
     tokens = encode([""], xlmr_tokenizer)[0]
     assert segment(0, tokens, "", max_tokens=32, overlap=8) == []
+
+
+def test_plan_respects_the_token_budget_and_order(xlmr_tokenizer):
+    from ja_ner.batch import plan
+
+    text = "あいうえおかきくけこ" * 30
+    tokens = encode([text], xlmr_tokenizer)[0]
+    windows = segment(0, tokens, text, max_tokens=40, overlap=10)
+    for keep_order in (False, True):
+        groups = plan(windows, token_budget=100, keep_order=keep_order)
+        assert sorted((w.start for g in groups for w in g)) == sorted(w.start for w in windows)
+        assert all(len(g) * (max(len(w) for w in g) + 2) <= 100 or len(g) == 1 for g in groups)
+    ordered = [w for g in plan(windows, token_budget=100, keep_order=True) for w in g]
+    assert ordered == windows

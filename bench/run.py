@@ -1,0 +1,215 @@
+"""``make bench``: ours, the baseline and the ceiling on the same texts and machine, in one run.
+
+    python -m bench.run                      # both cases, 1/4/16/64 users, 20 s per level
+    python -m bench.run --quick              # default case, short levels (< 3 minutes)
+    python -m bench.run --variant bf16:handler.dtype=bfloat16 --variant b32:batchSize=32
+
+Writes bench/results/<UTC timestamp>/results.json and results.md and prints the markdown.
+A variant is another archive of our handler with model-config.yaml overrides (``key=value``;
+``handler.key=value`` for the handler: section), served beside ours in the same TorchServe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bench import archive, ceiling, client, pyspy, report
+from bench.models import resolve_case
+from bench.texts import load_texts
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+WORK = REPO / "build" / "bench" / "run"
+NOISY_CORES = 0.25  # other processes using more than this many cores make a level's figures noisy
+
+log = logging.getLogger("bench")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One model registered in the benchmark's TorchServe."""
+
+    name: str
+    kind: str  # "ours" (handler/handler.py) or "baseline" (bench/baseline_handler.py)
+    overrides: dict = field(default_factory=dict)
+    describe: str = "as model-config.yaml"
+
+
+def parse_variant(spec: str) -> Mode:
+    """``name:key=value,handler.key=value`` -> a Mode of kind ours with build_mar overrides.
+
+    Values are read as YAML scalars (``5`` is an int, ``bfloat16`` a string).
+
+    Raises:
+        ValueError: no name, or an item without ``=``.
+    """
+    name, _, items = spec.partition(":")
+    if not name or not name.replace("_", "").isalnum() or name in ("ours", "baseline"):
+        raise ValueError(f"variant {spec!r}: needs a name of letters, digits or _ (not ours/baseline)")
+    overrides: dict = {}
+    for item in filter(None, items.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"variant {spec!r}: {item!r} is not key=value")
+        parsed = yaml.safe_load(value)
+        if key.startswith("handler."):
+            overrides.setdefault("handler", {})[key.removeprefix("handler.")] = parsed
+        else:
+            overrides[key] = parsed
+    return Mode(name, "ours", overrides, items or "as model-config.yaml")
+
+
+def _post(url: str, text: str) -> None:
+    request = urllib.request.Request(url, data=text.encode(), headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        response.read()
+
+
+def _server_pid(workdir: Path) -> int | None:
+    pid_file = workdir / "tmp" / ".model_server.pid"
+    return int(pid_file.read_text()) if pid_file.is_file() else None
+
+
+def _worker_pids(mgmt_url: str, name: str) -> list[int]:
+    with urllib.request.urlopen(f"{mgmt_url}/models/{name}", timeout=10) as response:
+        described = json.loads(response.read())
+    return [int(w["pid"]) for m in described for w in m.get("workers", []) if w.get("pid")]
+
+
+def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Namespace) -> dict:
+    """Ceiling in process, then every mode through one TorchServe, level by level."""
+    from tests.serverutil import start_torchserve, stop
+
+    case = resolve_case(name)
+    log.info("case %s: %s", name, case.description)
+    built = {kind: archive.build(kind, case.model_dir) for kind in dict.fromkeys(m.kind for m in modes)}
+    result: dict = {"case": name, "model": case.description, "model_dir": str(case.model_dir), "runs": {}}
+    result["variant_settings"] = {m.name: m.describe for m in modes if m.kind == "ours"}
+    if not args.skip_ceiling:
+        log.info("ceiling: raw forward in process")
+        sizes = (1, 32) if args.quick else (1, 8, 32, 64)
+        measured = ceiling.measure(case.model_dir, texts[: args.ceiling_texts], batch_sizes=sizes,
+                                   dtype=args.ceiling_dtype, single_texts=32 if args.quick else 64)  # fmt: skip
+        result["ceiling"] = measured.to_json()
+        log.info("ceiling: %s", measured)
+        gc.collect()
+    work = WORK / name
+    store = work / "model_store"
+    shutil.rmtree(store, ignore_errors=True)
+    for mode in modes:
+        archive.stage(built[mode.kind], store, mode.name, mode.overrides)
+    load = ",".join(f"{m.name}={m.name}" for m in modes)
+    server = start_torchserve({"load_models": load}, store, work / "server")
+    try:
+        roots = [os.getpid()] + [p for p in [_server_pid(server.workdir)] if p]
+        for mode in modes:
+            for text in texts[:8]:
+                _post(f"{server.rest_url}/predictions/{mode.name}", text)  # first-request costs out of the way
+        # modes alternate within each level, so a drift in the machine's load hits them alike
+        for users in args.users:
+            for mode in modes:
+                url = f"{server.rest_url}/predictions/{mode.name}"
+                level = client.run_level(url, texts, users, seconds=args.seconds, warmup=args.warmup,
+                                         other_cpu=client.OtherCpu(roots))  # fmt: skip
+                log.info("%s %s users=%d: %.1f sent/s p50 %.0f p99 %.0f ms (errors %d, others %.2f cores)",
+                         name, mode.name, users, level.throughput, level.p50_ms, level.p99_ms, level.errors,
+                         level.other_cores)  # fmt: skip
+                result["runs"].setdefault(mode.name, []).append(level.to_json())
+        if args.profile:
+            result["profile"] = _profile(server, texts, args, RESULTS / args.stamp / f"pyspy-{name}.txt")
+    finally:
+        stop(server)
+    return result
+
+
+def _profile(server, texts: list[str], args: argparse.Namespace, out: Path) -> dict:
+    """py-spy on ours' worker while 16 users load it."""
+    import threading
+
+    pids = _worker_pids(server.mgmt_url, "ours")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    url = f"{server.rest_url}/predictions/ours"
+    load = threading.Thread(target=client.run_level, args=(url, texts, 16),
+                            kwargs={"seconds": args.profile + 2, "warmup": 1.0}, daemon=True)  # fmt: skip
+    load.start()
+    time.sleep(1.5)
+    try:
+        pyspy.record(pids[0], args.profile, out)
+    except Exception as exc:  # py-spy missing or not permitted: the bench still reports
+        log.warning("py-spy failed: %s", exc)
+        load.join()
+        return {"error": str(exc)}
+    load.join()
+    summary = pyspy.summarise(out.read_text())
+    summary["file"] = str(out.relative_to(REPO))
+    log.info("profile: %s", summary["buckets"])
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="default case only, short levels (< 3 min)")
+    parser.add_argument("--cases", help="comma-separated: default, base (default: both; quick: default)")
+    parser.add_argument("--users", help="comma-separated concurrency levels (default 1,4,16,64)")
+    parser.add_argument("--seconds", type=float, help="measured seconds per level (default 20; quick 5)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per level (default 3; quick 1.5)")
+    parser.add_argument("--texts", type=Path, help="a .jsonl (text field) or .txt file; default: dev set")
+    parser.add_argument("--ceiling-texts", type=int, help="texts for the ceiling (default all; quick 256)")
+    parser.add_argument("--ceiling-dtype", default="float32")
+    parser.add_argument("--variant", action="append", default=[], help="name:key=value,... (repeatable)")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--profile", type=float, default=0, help="py-spy ours' worker for this many seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    args.users = [int(u) for u in (args.users or "1,4,16,64").split(",")]
+    args.seconds = args.seconds or (5.0 if args.quick else 20.0)
+    args.warmup = args.warmup or (1.5 if args.quick else 3.0)
+    args.ceiling_texts = args.ceiling_texts or (256 if args.quick else None)
+    cases = (args.cases or ("default" if args.quick else "default,base")).split(",")
+    args.stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    texts, source = load_texts(source=args.texts)
+    modes = [Mode("ours", "ours")]
+    if not args.skip_baseline:
+        modes.append(Mode("baseline", "baseline", describe="batchSize 1, pad to 150, argmax"))
+    modes += [parse_variant(spec) for spec in args.variant]
+    results = {
+        "timestamp": args.stamp,
+        "quick": args.quick,
+        "machine": report.machine(),
+        "texts": source,
+        "settings": {"users": args.users, "seconds": args.seconds, "warmup": args.warmup},
+        "cases": [run_case(name, modes, texts, args) for name in cases],
+    }
+    results["summaries"] = {c["case"]: report.summarise(c) for c in results["cases"]}
+    noisy = [(c["case"], m, lv["users"], lv["other_cores"]) for c in results["cases"]
+             for m, levels in c["runs"].items() for lv in levels if lv["other_cores"] > NOISY_CORES]  # fmt: skip
+    results["notes"] = [
+        f"Other processes used more than {NOISY_CORES} cores during {len(noisy)} level(s) "
+        f"(worst {max(n[3] for n in noisy):.2f} cores): those figures are low and noisy."
+    ] if noisy else []  # fmt: skip
+    out = args.out / args.stamp
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    text = report.markdown(results)
+    (out / "results.md").write_text(text)
+    print(text)
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

