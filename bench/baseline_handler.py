@@ -48,7 +48,7 @@ class BaselineHandler:
     def initialize(self, context: Any) -> None:
         model_dir = context.system_properties["model_dir"]
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+        self.model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
         self.initialized = True
         log.info("baseline handler ready (%d torch threads)", torch.get_num_threads())
 

@@ -21,15 +21,16 @@ class CeilingResult:
 
     dtype: str
     device: str
-    threads: int
+    threads: int  # torch threads of the best throughput
     texts: int
     tokens_mean: float
     tokenise_ms_per_text: float  # one batched tokenizer call over all texts, per text
-    throughput: dict[int, float]  # batch size -> sentences/s over one pass of all texts
+    throughput: dict[str, float]  # "t<threads> B<batch size>" -> sentences/s over one pass of all texts
     best_batch: int
     best_throughput: float  # sentences/s
-    single_ms_p50: float  # batch of one, no padding: median over the texts
+    single_ms_p50: float  # batch of one, no padding: median over the texts (best thread count)
     single_ms_p90: float
+    single_threads: int
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -46,6 +47,7 @@ def measure(
     texts: list[str],
     *,
     batch_sizes: tuple[int, ...] = (1, 8, 32, 64),
+    threads: tuple[int, ...] = (0,),
     dtype: str = "float32",
     device: str = "cpu",
     single_texts: int = 64,
@@ -55,6 +57,7 @@ def measure(
 
     Args:
         batch_sizes: rows per forward (sorted by length, padded to the longest row).
+        threads: torch intra-op thread counts to try (0: torch's default); the best counts.
         dtype: weights and activations type; the softmax-free forward returns logits only.
         device: "cpu" or "cuda:N" (on CUDA the timings synchronise the device).
         single_texts: how many texts (spread over the set) give the single-request latency.
@@ -91,36 +94,44 @@ def measure(
         if cuda:
             torch.cuda.synchronize()
 
-    run(list(range(min(8, len(texts)))))  # warm-up: first-call allocations and kernels
-    throughput = {}
-    for size in batch_sizes:
-        groups = batches(lengths, size)
-        sync()
-        t = time.perf_counter()
-        for group in groups:
-            run(group)
-        sync()
-        throughput[size] = len(texts) / (time.perf_counter() - t)
+    default_threads = torch.get_num_threads()
     step = max(1, len(texts) // single_texts)
-    singles = []
-    for i in range(0, len(texts), step)[:single_texts]:
-        sync()
-        t = time.perf_counter()
-        run([i])
-        sync()
-        singles.append((time.perf_counter() - t) * 1000)
+    throughput: dict[tuple[int, int], float] = {}
+    singles: dict[int, list[float]] = {}
+    for count in threads:
+        torch.set_num_threads(count or default_threads)
+        run(list(range(min(8, len(texts)))))  # warm-up: first-call allocations and kernels
+        for size in batch_sizes:
+            groups = batches(lengths, size)
+            sync()
+            t = time.perf_counter()
+            for group in groups:
+                run(group)
+            sync()
+            throughput[(count or default_threads, size)] = len(texts) / (time.perf_counter() - t)
+        times = singles.setdefault(count or default_threads, [])
+        for i in range(0, len(texts), step)[:single_texts]:
+            sync()
+            t = time.perf_counter()
+            run([i])
+            sync()
+            times.append((time.perf_counter() - t) * 1000)
+    torch.set_num_threads(default_threads)
     best = max(throughput, key=throughput.get)
-    deciles = statistics.quantiles(singles, n=10) if len(singles) > 1 else singles * 9
+    single_threads = min(singles, key=lambda n: statistics.median(singles[n]))
+    single = singles[single_threads]
+    deciles = statistics.quantiles(single, n=10) if len(single) > 1 else single * 9
     return CeilingResult(
         dtype=dtype,
         device=device,
-        threads=torch.get_num_threads(),
+        threads=best[0],
         texts=len(texts),
         tokens_mean=round(statistics.mean(lengths), 1),
         tokenise_ms_per_text=round(tokenise_ms, 3),
-        throughput={k: round(v, 2) for k, v in throughput.items()},
-        best_batch=best,
+        throughput={f"t{n} B{b}": round(v, 2) for (n, b), v in throughput.items()},
+        best_batch=best[1],
         best_throughput=round(throughput[best], 2),
-        single_ms_p50=round(statistics.median(singles), 2),
+        single_ms_p50=round(statistics.median(single), 2),
         single_ms_p90=round(deciles[8], 2),
+        single_threads=single_threads,
     )

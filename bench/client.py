@@ -12,7 +12,7 @@ import itertools
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 
@@ -31,6 +31,7 @@ class LevelResult:
     mean_ms: float
     client_cores: float  # CPU this client process used, in cores (it shares the machine)
     other_cores: float = 0.0  # CPU used by processes outside the benchmark, in cores
+    cpu: dict[str, float] = field(default_factory=dict)  # cores: frontend, workers, client, others
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -46,8 +47,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class _User(threading.Thread):
-    def __init__(self, url: str, texts: list[str], order: itertools.count, stop: threading.Event,
-                 timeout: float, headers: dict[str, str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        texts: list[str],
+        order: itertools.count,
+        stop: threading.Event,
+        timeout: float,
+        headers: dict[str, str],
+    ) -> None:
         super().__init__(daemon=True)
         parts = urlsplit(url)
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path
@@ -73,9 +81,17 @@ class _User(threading.Thread):
         conn.close()
 
 
-def run_level(url: str, texts: list[str], users: int, *, seconds: float, warmup: float,
-              timeout: float = 120.0, headers: dict[str, str] | None = None,
-              other_cpu: OtherCpu | None = None) -> LevelResult:  # fmt: skip
+def run_level(
+    url: str,
+    texts: list[str],
+    users: int,
+    *,
+    seconds: float,
+    warmup: float,
+    timeout: float = 120.0,
+    headers: dict[str, str] | None = None,
+    cpu_meter: CpuMeter | None = None,
+) -> LevelResult:
     """Drive ``url`` with ``users`` closed-loop users for ``warmup`` + ``seconds`` seconds.
 
     When fewer than ``min(2 * users, 20)`` requests end in the window, the window is stretched
@@ -88,15 +104,15 @@ def run_level(url: str, texts: list[str], users: int, *, seconds: float, warmup:
         thread.start()
     time.sleep(warmup)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    if other_cpu:
-        other_cpu.start()
+    if cpu_meter:
+        cpu_meter.start()
     time.sleep(seconds)
     # a slow server may finish nothing in the window: wait (up to 4x) for a few answers per user
     while _done_since(threads, t0) < min(2 * users, 20) and time.perf_counter() - t0 < 4 * seconds:
         time.sleep(0.1)
     t1 = time.perf_counter()
     cpu1 = time.process_time()
-    others = other_cpu.stop() if other_cpu else 0.0
+    cpu = cpu_meter.stop() if cpu_meter else {}
     stop.set()
     for thread in threads:
         thread.join()
@@ -114,7 +130,8 @@ def run_level(url: str, texts: list[str], users: int, *, seconds: float, warmup:
         p99_ms=round(percentile(window, 99), 1),
         mean_ms=round(statistics.fmean(window), 1) if window else 0.0,
         client_cores=round((cpu1 - cpu0) / span, 2),
-        other_cores=round(others, 2),
+        other_cores=cpu.get("others", 0.0),
+        cpu=cpu,
     )
 
 
@@ -122,40 +139,45 @@ def _done_since(threads: list[_User], t0: float) -> int:
     return sum(1 for t in threads for _, end, _ in list(t.records) if end >= t0)
 
 
-class OtherCpu:
-    """CPU used by processes outside a given set of trees, between ``start`` and ``stop`` (in cores)."""
+class CpuMeter:
+    """Cores used between ``start`` and ``stop`` by: the server's frontend, its workers, this client, others.
 
-    def __init__(self, roots: list[int]) -> None:
-        self.roots = roots
-        self._begin: tuple[float, float, float] | None = None
+    ``server_pid`` is TorchServe's Java process; its children are the Python workers. Everything
+    else busy on the machine counts as "others" (the machine is shared: those figures are noise).
+    """
 
-    def _sample(self) -> tuple[float, float, float]:
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self._begin: dict[str, float] | None = None
+
+    def _sample(self) -> dict[str, float]:
         import psutil
 
         total = psutil.cpu_times()
-        busy = (
-            total.user
-            + total.system
-            + getattr(total, "nice", 0.0)
-            + getattr(total, "irq", 0.0)
-            + getattr(total, "softirq", 0.0)
-        )
-        mine = 0.0
-        for pid in self.roots:
+        busy = sum(getattr(total, f, 0.0) for f in ("user", "system", "nice", "irq", "softirq"))
+        mine = psutil.Process().cpu_times()
+        sample = {"wall": time.perf_counter(), "busy": busy, "client": mine.user + mine.system}
+        sample["frontend"] = sample["workers"] = 0.0
+        if self.server_pid:
             try:
-                root = psutil.Process(pid)
-                for proc in [root, *root.children(recursive=True)]:
-                    times = proc.cpu_times()
-                    mine += times.user + times.system
+                java = psutil.Process(self.server_pid)
+                times = java.cpu_times()
+                sample["frontend"] = times.user + times.system
+                for child in java.children(recursive=True):
+                    times = child.cpu_times()
+                    sample["workers"] += times.user + times.system
             except psutil.Error:
-                continue
-        return time.perf_counter(), busy, mine
+                pass
+        return sample
 
     def start(self) -> None:
         self._begin = self._sample()
 
-    def stop(self) -> float:
+    def stop(self) -> dict[str, float]:
+        """Cores per part (CPU seconds / wall seconds) since ``start``."""
         assert self._begin is not None
         end = self._sample()
-        wall = end[0] - self._begin[0]
-        return max(0.0, ((end[1] - self._begin[1]) - (end[2] - self._begin[2])) / wall)
+        wall = end["wall"] - self._begin["wall"]
+        used = {k: (end[k] - self._begin[k]) / wall for k in ("busy", "client", "frontend", "workers")}
+        others = used.pop("busy") - used["client"] - used["frontend"] - used["workers"]
+        return {**{k: round(v, 2) for k, v in used.items()}, "others": round(max(0.0, others), 2)}

@@ -77,8 +77,16 @@ def _raw(pipeline, ids: list[list[int]]) -> None:
     pipeline.forward(Batch((), input_ids, mask))
 
 
-def measure(model_dir: Path, texts: list[str], configs: tuple[Config, ...], *, rounds: int, batch: int,
-            singles: int, device: str = "cpu") -> dict:  # fmt: skip
+def measure(
+    model_dir: Path,
+    texts: list[str],
+    configs: tuple[Config, ...],
+    *,
+    rounds: int,
+    batch: int,
+    singles: int,
+    device: str = "cpu",
+) -> dict:
     """Median over ``rounds`` of each configuration's single and batch figures (see module doc)."""
     import torch
 
@@ -119,9 +127,12 @@ def measure(model_dir: Path, texts: list[str], configs: tuple[Config, ...], *, r
                 _raw(p, sorted((ids[i] for i in g), key=len))
             raw_tp = len(texts) / (time.perf_counter() - t)
             s = samples[config.name]
-            for key, value in (("single_ms", statistics.median(lat) * 1000),
-                               ("raw_single_ms", statistics.median(raw) * 1000),
-                               ("batch_sent_s", pipe_tp), ("raw_batch_sent_s", raw_tp)):  # fmt: skip
+            for key, value in (
+                ("single_ms", statistics.median(lat) * 1000),
+                ("raw_single_ms", statistics.median(raw) * 1000),
+                ("batch_sent_s", pipe_tp),
+                ("raw_batch_sent_s", raw_tp),
+            ):
                 s.setdefault(key, []).append(value)
             log.info("round %d %s: %s", r, config.name, {k: round(v[-1], 1) for k, v in s.items()})
     torch.set_num_threads(default_threads)
@@ -137,10 +148,13 @@ def measure(model_dir: Path, texts: list[str], configs: tuple[Config, ...], *, r
 
 
 def markdown(results: dict, context: str) -> str:
-    lines = [context, "",
-             "| config | single p50 ms | raw single ms | per-request overhead ms | batch sent/s | raw batch sent/s "
-             "| pipeline/raw | forward share |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        context,
+        "",
+        "| config | single p50 ms | raw single ms | per-request overhead ms | batch sent/s | raw batch sent/s "
+        "| pipeline/raw | forward share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in results.items():
         lines.append(
             f"| {name} | {r['single_ms']:.1f} | {r['raw_single_ms']:.1f} | {r['overhead_single_ms']:.1f} | "
@@ -172,17 +186,21 @@ def main(argv: list[str] | None = None) -> dict:
     configs = tuple(c for c in DEFAULT_CONFIGS if not args.only or c.name in args.only.split(","))
     if args.device != "cpu":
         configs = tuple(c for c in configs if not c.int8) + (Config("fp16", {"dtype": "float16"}),)
-    results = measure(model_dir, texts, configs, rounds=args.rounds, batch=args.batch, singles=args.singles,
-                      device=args.device)  # fmt: skip
+    results = measure(
+        model_dir, texts, configs, rounds=args.rounds, batch=args.batch, singles=args.singles, device=args.device
+    )
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     info = machine()
-    context = (f"In-process levers, {model_dir.name} on {args.device} ({info['cores']} cores, {info['cpu']}), "
-               f"{source}, batch {args.batch}, median of {args.rounds} interleaved rounds.")  # fmt: skip
+    context = (
+        f"In-process levers, {model_dir.name} on {args.device} ({info['cores']} cores, {info['cpu']}), "
+        f"{source}, batch {args.batch}, median of {args.rounds} interleaved rounds."
+    )
     text = markdown(results, context)
     out = args.out / f"{stamp}-inproc"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "inproc.json").write_text(json.dumps({"machine": info, "model": str(model_dir), "results": results},
-                                                indent=2) + "\n")  # fmt: skip
+    (out / "inproc.json").write_text(
+        json.dumps({"machine": info, "model": str(model_dir), "results": results}, indent=2) + "\n"
+    )
     (out / "inproc.md").write_text(text)
     print(text)
     return results

@@ -15,8 +15,12 @@ BUCKETS = (
     ("aggregate + entities", ("aggregate.py", "words.py", "_entities", "_finish")),
     ("normalise / segment / batch", ("normalise.py", "segment.py", "batch.py")),
     ("request parse / JSON render", ("request.py", "json/", "_dumps")),
+    ("TorchServe metrics", ("ts/metrics", "_metrics")),
     ("TorchServe protocol + socket", ("otf_message_handler", "model_service_worker", "socket", "service.py")),
 )
+
+
+IDLE_FRAMES = ("_retrieve_buffer ", "retrieve_msg ")
 
 
 def find_py_spy() -> str | None:
@@ -48,8 +52,10 @@ def _bucket(frames: list[str]) -> str:
 def summarise(collapsed: str, top: int = 12) -> dict:
     """Shares of samples per bucket, per innermost frame, and the idle share.
 
-    A sample is ``frame;frame;...;frame count`` (outermost first). A sample whose innermost frame
-    waits on the socket (``recv``/``select``/``accept``) is counted as idle: the worker had no work.
+    A sample is ``frame;frame;...;frame count`` (outermost first). Only the worker's main thread
+    counts (helper threads such as tqdm's monitor start in ``Thread._bootstrap`` and only wait). A
+    sample whose innermost frame reads TorchServe's socket (``_retrieve_buffer``) is idle: the
+    worker was waiting for the frontend to hand it a batch.
     """
     buckets: collections.Counter[str] = collections.Counter()
     leaves: collections.Counter[str] = collections.Counter()
@@ -59,11 +65,13 @@ def summarise(collapsed: str, top: int = 12) -> dict:
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        total += n
         frames = stack.split(";")
+        if frames[0].startswith("Thread._bootstrap"):
+            continue
+        total += n
         leaf = frames[-1]
         leaves[leaf] += n
-        if any(word in leaf for word in ("recv", "select", "accept", "poll")) and "model_service_worker" in stack:
+        if leaf.startswith(IDLE_FRAMES):
             buckets["idle (waiting for a batch)"] += n
             continue
         buckets[_bucket(frames)] += n

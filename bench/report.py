@@ -69,11 +69,13 @@ def summarise(case: dict) -> dict[str, Any]:
     ratios = []
     for level in ours:
         base = _level(baseline, level["users"])
-        ratios.append({
-            "users": level["users"],
-            "vs_baseline": _ratio(level["throughput"], base["throughput"] if base else None),
-            "vs_ceiling": _ratio(level["throughput"], best_ceiling),
-        })  # fmt: skip
+        ratios.append(
+            {
+                "users": level["users"],
+                "vs_baseline": _ratio(level["throughput"], base["throughput"] if base else None),
+                "vs_ceiling": _ratio(level["throughput"], best_ceiling),
+            }
+        )
     at16 = next((r["vs_baseline"] for r in ratios if r["users"] == 16), None)
     saturation = max((lv["throughput"] for lv in ours), default=None)
     one = _level(ours, 1)
@@ -110,6 +112,12 @@ def _lat(level: dict | None) -> str:
     return f"{level['p50_ms']:.0f} / {level['p90_ms']:.0f} / {level['p99_ms']:.0f}" if level else "–"
 
 
+def _cpu(level: dict) -> str:
+    cpu = level.get("cpu") or {}
+    parts = [cpu.get(k) for k in ("frontend", "workers", "client")] + [level.get("other_cores", cpu.get("others"))]
+    return " / ".join("–" if v is None else f"{v:.2f}" for v in parts)
+
+
 def _num(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -129,7 +137,7 @@ def case_markdown(case: dict) -> str:
     lines = [f"### Case `{case['case']}`: {case['model']}", ""]
     lines += [
         "| users | ours sent/s | ours p50 / p90 / p99 ms | baseline sent/s | baseline p50 / p90 / p99 ms "
-        "| ours/baseline | ours/ceiling | others' CPU (cores) |",
+        "| ours/baseline | ours/ceiling | ours CPU cores: frontend / workers / client / others |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for level, ratio in zip(ours, summary["ratios"], strict=True):
@@ -137,33 +145,47 @@ def case_markdown(case: dict) -> str:
         lines.append(
             f"| {level['users']} | {level['throughput']:.1f} | {_lat(level)} | "
             f"{_num(base['throughput'] if base else None)} | {_lat(base)} | "
-            f"{_num(ratio['vs_baseline'], 2)} | {_num(ratio['vs_ceiling'], 2)} | {level.get('other_cores', 0):.2f} |"
+            f"{_num(ratio['vs_baseline'], 2)} | {_num(ratio['vs_ceiling'], 2)} | {_cpu(level)} |"
         )
     ceiling = case.get("ceiling")
     if ceiling:
-        sweep = ", ".join(f"B={b}: {v:.1f}" for b, v in ceiling["throughput"].items())
-        lines += ["", f"Ceiling ({ceiling['dtype']}, {ceiling['threads']} threads, {ceiling['tokens_mean']} "
-                  f"tokens/text mean): best {ceiling['best_throughput']:.1f} sent/s at B={ceiling['best_batch']} "
-                  f"({sweep}); single request p50 {ceiling['single_ms_p50']:.1f} ms, "
-                  f"p90 {ceiling['single_ms_p90']:.1f} ms."]  # fmt: skip
+        sweep = ", ".join(f"{k}: {v:.1f}" for k, v in ceiling["throughput"].items())
+        lines += [
+            "",
+            f"Ceiling (raw forward in process, {ceiling['dtype']}, {ceiling['tokens_mean']} tokens/text "
+            f"mean): best {ceiling['best_throughput']:.1f} sent/s with {ceiling['threads']} threads at "
+            f"B={ceiling['best_batch']} ({sweep}); single request p50 {ceiling['single_ms_p50']:.1f} ms, "
+            f"p90 {ceiling['single_ms_p90']:.1f} ms ({ceiling.get('single_threads', '?')} threads).",
+        ]
     targets = summary["targets"]
     collapse = targets["no_p99_collapse_16_64"]
     lines += [
         "",
         _target_line(f"ours ≥ {TARGET_VS_BASELINE:g}× baseline at 16 users", targets["vs_baseline_at_16"], "×"),
         _target_line(f"ours ≥ {TARGET_VS_CEILING:g} of ceiling at saturation", targets["vs_ceiling_at_saturation"]),
-        _target_line(f"p50 at 1 user ≤ ceiling single + {TARGET_LONE_USER_MS:g} ms (overhead)",
-                     targets["lone_user_overhead_ms"], " ms"),
+        _target_line(
+            f"p50 at 1 user ≤ ceiling single + {TARGET_LONE_USER_MS:g} ms (overhead)",
+            targets["lone_user_overhead_ms"],
+            " ms",
+        ),
         "- no p99 collapse 16→64 users: "
-        + (f"throughput held {collapse['throughput_64_over_16']:.2f}×, p99/p50 grew {collapse['tail_growth']:.2f}× "
-           f"— {_met(collapse['met'])}" if collapse else "–"),
-    ]  # fmt: skip
+        + (
+            f"throughput held {collapse['throughput_64_over_16']:.2f}×, p99/p50 grew {collapse['tail_growth']:.2f}× "
+            f"— {_met(collapse['met'])}"
+            if collapse
+            else "–"
+        ),
+    ]
     variants = {k: v for k, v in case["runs"].items() if k not in ("ours", "baseline")}
     if variants:
         users = [lv["users"] for lv in ours] or sorted({lv["users"] for v in variants.values() for lv in v})
-        lines += ["", "Variants of ours (sent/s, p50/p99 ms):", "",
-                  "| variant | settings | " + " | ".join(f"{u} users" for u in users) + " |",
-                  "|---|---|" + "---:|" * len(users)]  # fmt: skip
+        lines += [
+            "",
+            "Variants of ours (sent/s, p50/p99 ms):",
+            "",
+            "| variant | settings | " + " | ".join(f"{u} users" for u in users) + " |",
+            "|---|---|" + "---:|" * len(users),
+        ]
         for name, levels in {"ours": ours, **variants}.items():
             cells = []
             for u in users:

@@ -15,7 +15,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -99,9 +98,15 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
     result["variant_settings"] = {m.name: m.describe for m in modes if m.kind == "ours"}
     if not args.skip_ceiling:
         log.info("ceiling: raw forward in process")
-        sizes = (1, 32) if args.quick else (1, 8, 32, 64)
-        measured = ceiling.measure(case.model_dir, texts[: args.ceiling_texts], batch_sizes=sizes,
-                                   dtype=args.ceiling_dtype, single_texts=32 if args.quick else 64)  # fmt: skip
+        sizes = (32,) if args.quick else (1, 8, 32, 64)
+        measured = ceiling.measure(
+            case.model_dir,
+            texts[: args.ceiling_texts],
+            batch_sizes=sizes,
+            threads=(1, 0),
+            dtype=args.ceiling_dtype,
+            single_texts=16 if args.quick else 64,
+        )
         result["ceiling"] = measured.to_json()
         log.info("ceiling: %s", measured)
         gc.collect()
@@ -113,7 +118,7 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
     load = ",".join(f"{m.name}={m.name}" for m in modes)
     server = start_torchserve({"load_models": load}, store, work / "server")
     try:
-        roots = [os.getpid()] + [p for p in [_server_pid(server.workdir)] if p]
+        server_pid = _server_pid(server.workdir)
         for mode in modes:
             for text in texts[:8]:
                 _post(f"{server.rest_url}/predictions/{mode.name}", text)  # first-request costs out of the way
@@ -121,14 +126,23 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
         for users in args.users:
             for mode in modes:
                 url = f"{server.rest_url}/predictions/{mode.name}"
-                level = client.run_level(url, texts, users, seconds=args.seconds, warmup=args.warmup,
-                                         other_cpu=client.OtherCpu(roots))  # fmt: skip
-                log.info("%s %s users=%d: %.1f sent/s p50 %.0f p99 %.0f ms (errors %d, others %.2f cores)",
-                         name, mode.name, users, level.throughput, level.p50_ms, level.p99_ms, level.errors,
-                         level.other_cores)  # fmt: skip
+                level = client.run_level(
+                    url, texts, users, seconds=args.seconds, warmup=args.warmup, cpu_meter=client.CpuMeter(server_pid)
+                )
+                log.info(
+                    "%s %s users=%d: %.1f sent/s p50 %.0f p99 %.0f ms (errors %d, cores %s)",
+                    name,
+                    mode.name,
+                    users,
+                    level.throughput,
+                    level.p50_ms,
+                    level.p99_ms,
+                    level.errors,
+                    level.cpu,
+                )
                 result["runs"].setdefault(mode.name, []).append(level.to_json())
         if args.profile:
-            result["profile"] = _profile(server, texts, args, RESULTS / args.stamp / f"pyspy-{name}.txt")
+            result["profile"] = _profile(server, texts, args, args.out / args.stamp / f"pyspy-{name}.txt")
     finally:
         stop(server)
     return result
@@ -141,8 +155,9 @@ def _profile(server, texts: list[str], args: argparse.Namespace, out: Path) -> d
     pids = _worker_pids(server.mgmt_url, "ours")
     out.parent.mkdir(parents=True, exist_ok=True)
     url = f"{server.rest_url}/predictions/ours"
-    load = threading.Thread(target=client.run_level, args=(url, texts, 16),
-                            kwargs={"seconds": args.profile + 2, "warmup": 1.0}, daemon=True)  # fmt: skip
+    load = threading.Thread(
+        target=client.run_level, args=(url, texts, 16), kwargs={"seconds": args.profile + 2, "warmup": 1.0}, daemon=True
+    )
     load.start()
     time.sleep(1.5)
     try:
@@ -153,7 +168,7 @@ def _profile(server, texts: list[str], args: argparse.Namespace, out: Path) -> d
         return {"error": str(exc)}
     load.join()
     summary = pyspy.summarise(out.read_text())
-    summary["file"] = str(out.relative_to(REPO))
+    summary["file"] = str(out)
     log.info("profile: %s", summary["buckets"])
     return summary
 
@@ -166,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, help="measured seconds per level (default 20; quick 5)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per level (default 3; quick 1.5)")
     parser.add_argument("--texts", type=Path, help="a .jsonl (text field) or .txt file; default: dev set")
-    parser.add_argument("--ceiling-texts", type=int, help="texts for the ceiling (default all; quick 256)")
+    parser.add_argument("--ceiling-texts", type=int, help="texts for the ceiling (default all; quick 128)")
     parser.add_argument("--ceiling-dtype", default="float32")
     parser.add_argument("--variant", action="append", default=[], help="name:key=value,... (repeatable)")
     parser.add_argument("--skip-baseline", action="store_true")
@@ -178,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.users = [int(u) for u in (args.users or "1,4,16,64").split(",")]
     args.seconds = args.seconds or (5.0 if args.quick else 20.0)
     args.warmup = args.warmup or (1.5 if args.quick else 3.0)
-    args.ceiling_texts = args.ceiling_texts or (256 if args.quick else None)
+    args.ceiling_texts = args.ceiling_texts or (128 if args.quick else None)
     cases = (args.cases or ("default" if args.quick else "default,base")).split(",")
     args.stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     texts, source = load_texts(source=args.texts)
@@ -195,12 +210,21 @@ def main(argv: list[str] | None = None) -> dict:
         "cases": [run_case(name, modes, texts, args) for name in cases],
     }
     results["summaries"] = {c["case"]: report.summarise(c) for c in results["cases"]}
-    noisy = [(c["case"], m, lv["users"], lv["other_cores"]) for c in results["cases"]
-             for m, levels in c["runs"].items() for lv in levels if lv["other_cores"] > NOISY_CORES]  # fmt: skip
-    results["notes"] = [
-        f"Other processes used more than {NOISY_CORES} cores during {len(noisy)} level(s) "
-        f"(worst {max(n[3] for n in noisy):.2f} cores): those figures are low and noisy."
-    ] if noisy else []  # fmt: skip
+    noisy = [
+        (c["case"], m, lv["users"], lv["other_cores"])
+        for c in results["cases"]
+        for m, levels in c["runs"].items()
+        for lv in levels
+        if lv["other_cores"] > NOISY_CORES
+    ]
+    results["notes"] = (
+        [
+            f"Other processes used more than {NOISY_CORES} cores during {len(noisy)} level(s) "
+            f"(worst {max(n[3] for n in noisy):.2f} cores): those figures are low and noisy."
+        ]
+        if noisy
+        else []
+    )
     out = args.out / args.stamp
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -2,9 +2,10 @@
 
 TorchServe 0.12 (``metrics_mode=prometheus``, port 8082 ``/metrics``) exposes, among others:
 
-- counters ``ts_inference_requests_total``, ``ts_inference_latency_microseconds`` (time from the
-  request's arrival to its response) and ``ts_queue_latency_microseconds`` (time in the job
-  queue), labelled ``model_name``; their deltas over the run give exact per-request means;
+- counters ``ts_inference_requests_total`` (REST and gRPC), ``ts_inference_latency_microseconds``
+  (arrival to response) and ``ts_queue_latency_microseconds`` (time in the job queue), labelled
+  ``model_name``. The two latency counters are updated by REST jobs only (``RestJob``; 0.12's
+  ``GRPCJob`` records just the ``QueueTime`` gauge), so their means are taken over REST requests;
 - gauges ``QueueTime``, ``WorkerThreadTime`` (frontend) and ``HandlerTime``, ``PredictionTime``
   (backend), in ms: the last request's value only, recorded as such;
 - the handler's counters (``NerBatches`` +1 per ``handle()`` call, ``NerBatchRequests`` +requests
@@ -83,10 +84,14 @@ def total(samples: list[Sample], name: str) -> float | None:
     return sum(values) if values else None
 
 
-def server_view(before: str | None, after: str | None, model: str) -> dict[str, object]:
+def server_view(
+    before: str | None, after: str | None, model: str, rest_requests: int | None = None
+) -> dict[str, object]:
     """What the server did during the run, from two scrapes; ``available`` False without them.
 
-    Means are per request (frontend) or per ``handle()`` call (handler); times in ms.
+    Means are per REST request (frontend latencies; ``rest_requests`` is the number the client sent,
+    None: every request counted by the server is taken to be REST) or per ``handle()`` call
+    (handler); times in ms.
     """
     if after is None:
         return {"available": False, "reason": "metrics endpoint not readable"}
@@ -101,13 +106,14 @@ def server_view(before: str | None, after: str | None, model: str) -> dict[str, 
 
     requests = delta("ts_inference_requests_total")
     view: dict[str, object] = {"available": True, "requests": requests}
-    if requests:
-        for key, name in (
-            ("inference_latency", "ts_inference_latency_microseconds"),
-            ("queue_latency", "ts_queue_latency_microseconds"),
-        ):
-            micros = delta(name)
-            view[f"mean_{key}_ms"] = None if micros is None else round(micros / requests / 1000.0, 3)
+    rest = requests if rest_requests is None else rest_requests
+    view["latency_over_rest_requests"] = rest
+    for key, name in (
+        ("inference_latency", "ts_inference_latency_microseconds"),
+        ("queue_latency", "ts_queue_latency_microseconds"),
+    ):
+        micros = delta(name)
+        view[f"mean_{key}_ms"] = None if micros is None or not rest else round(micros / rest / 1000.0, 3)
     view["last_gauges_ms"] = {g: total(new, g) for g in GAUGES_MS if total(new, g) is not None}
     batches = delta(BATCHES)
     batch: dict[str, object] = {"batches": batches}

@@ -212,11 +212,17 @@ def build_summary(args: argparse.Namespace, out: Path, run: dict, before: str | 
             "duration_s": round(duration, 3),
         },
         "client": client,
-        "server": prom.server_view(before, after, args.model),
+        "server": prom.server_view(before, after, args.model, rest_requests=_rest_requests(client)),
         "thresholds": {"max_p99_ms": args.max_p99_ms, "min_rps": args.min_rps},
         "passed": not reasons,
         "reasons": reasons,
     }
+
+
+def _rest_requests(client: dict) -> int:
+    """REST requests the client sent (TorchServe's latency counters cover only these)."""
+    rest = client["protocols"].get("REST")
+    return int(rest["requests"]) if rest else 0
 
 
 def _utc(epoch: float | None) -> str | None:
@@ -259,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             started_server = True
             args.token = args.token or _local_token()
         out = output_dir(args)
+        load_before = os.getloadavg()[0]  # other work on this machine skews the figures: recorded
         before = prom.scrape(metrics_url)
         (out / "metrics_before.prom").write_text(before or "", encoding="utf-8")
         cmd = locust_command(args, host, grpc_target, out)
@@ -277,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             "metrics_url": metrics_url,
             "locust": version("locust"),
             "cpu_count": os.cpu_count(),
+            "load_average_1m_before": round(load_before, 2),
             "server_started_here": started_server,
         }
         summary = build_summary(args, out, run, before, after)

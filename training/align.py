@@ -46,7 +46,7 @@ def token_labels(
         One label id per token, ``IGNORE`` for special tokens and lone ``▁`` tokens.
     """
     labels: list[int] = []
-    for tok, (start, end), is_special in zip(tokens, offsets, special):
+    for tok, (start, end), is_special in zip(tokens, offsets, special, strict=True):
         if is_special or tok == META:
             labels.append(IGNORE)
             continue
@@ -90,7 +90,7 @@ def decode_spans(
             spans.append(Span(cur[0], cur[1], cur_type))
         cur = None
 
-    for (start, end), lid in zip(offsets, label_ids):
+    for (start, end), lid in zip(offsets, label_ids, strict=True):
         if lid == IGNORE:
             continue
         chars = _own_chars(text, start, end)

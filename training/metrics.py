@@ -64,7 +64,7 @@ def score(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]], types:
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
-    for g_spans, p_spans in zip(gold, pred):
+    for g_spans, p_spans in zip(gold, pred, strict=True):
         g = {(s.start, s.end, s.type) for s in g_spans}
         p = {(s.start, s.end, s.type) for s in p_spans}
         for _, _, t in g & p:
@@ -91,7 +91,7 @@ def classify_errors(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span
     A prediction overlapping no gold entity is ``spurious:<type>``.
     """
     out: Counter[str] = Counter()
-    for g_spans, p_spans in zip(gold, pred):
+    for g_spans, p_spans in zip(gold, pred, strict=True):
         g_set = {(s.start, s.end, s.type) for s in g_spans}
         p_set = {(s.start, s.end, s.type) for s in p_spans}
         g_only = g_set - p_set

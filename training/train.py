@@ -127,7 +127,7 @@ def predict_spans(model, tokenizer, examples: list[Example], *, batch_size: int 
             tokens = tokenizer.convert_ids_to_tokens(ids)
             labels = [
                 IGNORE if s or t == "\u2581" else int(p)
-                for s, t, p in zip(special, tokens, pred[row][:n].tolist())
+                for s, t, p in zip(special, tokens, pred[row][:n].tolist(), strict=True)
             ]
             result[i] = decode_spans(examples[i].text, offsets, labels, id2label)
     return result
@@ -174,7 +174,7 @@ def train(base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Pat
     steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
     total = steps_per_epoch * recipe.epochs
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         (no_decay if p.ndim == 1 else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -184,8 +184,13 @@ def train(base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Pat
     pad_id = tokenizer.pad_token_id
     history = []
     best_f1, best_epoch = -1.0, 0
-    logger.info("train %d sentences, %d steps/epoch, %d epochs, recipe %s", len(data), steps_per_epoch,
-                recipe.epochs, asdict(recipe))
+    logger.info(
+        "train %d sentences, %d steps/epoch, %d epochs, recipe %s",
+        len(data),
+        steps_per_epoch,
+        recipe.epochs,
+        asdict(recipe),
+    )
     step = 0
     for epoch in range(1, recipe.epochs + 1):
         model.train()
@@ -204,9 +209,17 @@ def train(base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Pat
             running += float(loss)
             if bi % 25 == 0 or bi == steps_per_epoch:
                 el = time.monotonic() - te
-                logger.info("epoch %d step %d/%d loss %.4f lr %.2e %.1fs (eta epoch %.0fs) wall %.0fs",
-                            epoch, bi, steps_per_epoch, running / bi, sched.get_last_lr()[0], el,
-                            el / bi * (steps_per_epoch - bi), time.monotonic() - t0)
+                logger.info(
+                    "epoch %d step %d/%d loss %.4f lr %.2e %.1fs (eta epoch %.0fs) wall %.0fs",
+                    epoch,
+                    bi,
+                    steps_per_epoch,
+                    running / bi,
+                    sched.get_last_lr()[0],
+                    el,
+                    el / bi * (steps_per_epoch - bi),
+                    time.monotonic() - t0,
+                )
         train_s = time.monotonic() - te
         td = time.monotonic()
         pred = predict_spans(model, tokenizer, dev_ex, bf16=recipe.bf16)
@@ -220,15 +233,21 @@ def train(base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Pat
             "dev": scores.as_dict(),
         }
         history.append(rec)
-        logger.info("epoch %d dev P %.4f R %.4f F1 %.4f (train %.0fs, dev %.0fs)", epoch,
-                    scores.micro.precision, scores.micro.recall, scores.micro.f1, train_s, dev_s)
+        logger.info(
+            "epoch %d dev P %.4f R %.4f F1 %.4f (train %.0fs, dev %.0fs)",
+            epoch,
+            scores.micro.precision,
+            scores.micro.recall,
+            scores.micro.f1,
+            train_s,
+            dev_s,
+        )
         if scores.micro.f1 > best_f1:
             best_f1, best_epoch = scores.micro.f1, epoch
             save_fp16(model, base, out)
         summary = _summary(base, recipe, len(data), len(dev_ex), best_epoch, best_f1, t0, history)
         (out / "training_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    logger.info("done: best epoch %d dev F1 %.4f, wall %.0fs -> %s", best_epoch, best_f1,
-                time.monotonic() - t0, out)
+    logger.info("done: best epoch %d dev F1 %.4f, wall %.0fs -> %s", best_epoch, best_f1, time.monotonic() - t0, out)
     return summary
 
 
@@ -257,8 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     for field, value in asdict(defaults).items():
         kind = type(value)
         if kind is bool:
-            parser.add_argument(f"--{field.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"),
-                                default=value)
+            parser.add_argument(
+                f"--{field.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"), default=value
+            )
         else:
             parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=value)
     args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ import pytest
 import requests
 import yaml
 
+from handler.server import free_port
 from handler.server import start as start_server
 from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc
 from tests.serverutil import REPO, Server, build_mar, port_overrides, stop
@@ -108,7 +109,12 @@ def faults(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
     store = root / "model_store"
     mar = build_mar(tiny_model_dir, store, "ja_ner", batchSize=4, maxBatchDelay=10, responseTimeout=RESPONSE_TIMEOUT_S)
     corrupt_weights(mar, store / "broken.mar")
-    overrides = {**port_overrides(), "load_models": "ja_ner=ja_ner.mar,broken=broken.mar"}
+    overrides = {
+        **port_overrides(),
+        "load_models": "ja_ner=ja_ner.mar,broken=broken.mar",
+        # worker sockets are /tmp/.ts.sock.<port> whatever TMPDIR says: keep clear of other servers
+        "initial_worker_port": str(free_port()),
+    }
     # /ping stays unhealthy while `broken` has no worker, so wait for ja_ner's worker instead.
     server = start_server(REPO / "config.properties", store, root / "work", overrides, wait=False)
     fs = FaultServer(server)

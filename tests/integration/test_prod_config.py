@@ -26,7 +26,7 @@ import pytest
 import requests
 from google.protobuf import empty_pb2
 
-from handler.server import Server, free_port, read_properties
+from handler.server import Server, free_port, read_properties, wait_ready
 from handler.server import start as start_server
 from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc, management_pb2, management_pb2_grpc
 from tests.serverutil import REPO, stop
@@ -188,16 +188,24 @@ def prod(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def test_rest_inference_needs_the_inference_key(prod: Prod) -> None:
     for token in (None, "not-the-key", prod.key("management")):
         resp = prod.predict(token)
-        assert resp.status_code == 401, (token, resp.status_code, resp.text)
+        # TorchServe answers a missing or wrong key with 400 (not 401) and this type:
+        assert resp.status_code == 400 and resp.json()["type"] == "InvalidKeyException", (token, resp.text)
     ping = requests.get(f"{prod.rest}/ping", verify=str(prod.cert), timeout=10)
-    assert ping.status_code == 401  # even /ping: probes must send the key (docs/operations.md)
+    assert (
+        ping.status_code == 400 and ping.json()["type"] == "InvalidKeyException"
+    )  # even /ping: probes must send the key (docs/operations.md)
     resp = prod.predict(prod.key("inference"))
     assert resp.status_code == 200 and resp.json()["model"] == "ja_ner", resp.text
 
 
 def test_rest_inference_is_https_only(prod: Prod) -> None:
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{prod.port('inference_address')}/ping", timeout=5)
+    try:
+        resp = requests.get(f"http://127.0.0.1:{prod.port('inference_address')}/ping", timeout=5)
+        plain = f"{resp.status_code} {resp.text[:100]!r}"
+    except requests.RequestException as exc:
+        plain = type(exc).__name__
+    print(f"plain http on the https port: {plain}")
+    assert not plain.startswith("200")
     with pytest.raises(requests.exceptions.SSLError):  # our self-signed certificate is not trusted by default
         requests.get(f"{prod.rest}/ping", timeout=5)
 
@@ -206,7 +214,7 @@ def test_management_needs_the_management_key(prod: Prod) -> None:
     for token in (None, "not-the-key", prod.key("inference")):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         resp = requests.get(f"{prod.mgmt}/models", headers=headers, timeout=10)
-        assert resp.status_code == 401, (token, resp.text)
+        assert resp.status_code == 400 and resp.json()["type"] == "InvalidKeyException", (token, resp.text)
     resp = requests.get(
         f"{prod.mgmt}/models", headers={"Authorization": f"Bearer {prod.key('management')}"}, timeout=10
     )
@@ -317,6 +325,18 @@ def test_no_request_text_in_any_log(prod: Prod) -> None:
             assert needle not in content, f"request text in {log.name}"
 
 
+@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="handler/server.py probes https inference over http")
+def test_server_tooling_sees_the_prod_server_ready(prod: Prod) -> None:
+    """``make serve CONFIG=config.prod.properties`` waits with ``handler.server.wait_ready``.
+
+    ``Server.rest_url`` turns https:// into http://, so /ping gets 403 "only accepts HTTPS"
+    and the wait never ends (300 s, then TimeoutError). Fix in handler/server.py: keep the
+    scheme, map host 0.0.0.0 to 127.0.0.1, and open https with an SSL context that trusts
+    ``certificate_file`` (hostname check off for this local probe).
+    """
+    wait_ready(prod.server, ["ja_ner"], timeout=5)
+
+
 def test_inference_key_rotation(prod: Prod) -> None:
     """The API key rotates the inference key: the old key stops working, the new one works.
 
@@ -329,5 +349,5 @@ def test_inference_key_rotation(prod: Prod) -> None:
     assert resp.status_code == 200, resp.text
     new = prod.key("inference")
     assert new != old
-    assert prod.predict(old).status_code == 401
+    assert prod.predict(old).json()["type"] == "InvalidKeyException"
     assert prod.predict(new).status_code == 200

@@ -33,8 +33,9 @@ def test_ceiling_batches_sorted_by_length() -> None:
 
 def test_ceiling_measures_a_tiny_model(tiny_model_dir) -> None:
     texts = ["鈴木は熊本県に住む", "東京", "株式会社ソニーの本社は東京都港区にある。"]
-    result = ceiling.measure(tiny_model_dir, texts, batch_sizes=(1, 2), single_texts=2)
-    assert set(result.throughput) == {1, 2} and all(v > 0 for v in result.throughput.values())
+    result = ceiling.measure(tiny_model_dir, texts, batch_sizes=(1, 2), threads=(1,), single_texts=2)
+    assert set(result.throughput) == {"t1 B1", "t1 B2"} and all(v > 0 for v in result.throughput.values())
+    assert result.threads == result.single_threads == 1
     assert result.best_throughput == max(result.throughput.values())
     assert result.single_ms_p50 > 0 and result.texts == 3
     with pytest.raises(ValueError):
@@ -42,15 +43,19 @@ def test_ceiling_measures_a_tiny_model(tiny_model_dir) -> None:
 
 
 def test_pyspy_summary_buckets_innermost_match_and_idle() -> None:
-    collapsed = "\n".join([
-        "<module> (model_service_worker.py:1);handle (handler.py:60);__call__ (forward.py:50);"
-        "forward (torch/nn/modules/linear.py:125) 60",
-        "<module> (model_service_worker.py:1);handle (handler.py:60);encode (encode.py:30);"
-        "__call__ (tokenization_utils_base.py:2800) 20",
-        "<module> (model_service_worker.py:1);handle_connection (model_service_worker.py:180);"
-        "recv (socket.py:1) 15",
-        "<module> (model_service_worker.py:1);something (x.py:1) 5",
-    ])  # fmt: skip
+    collapsed = "\n".join(
+        [
+            "<module> (model_service_worker.py:1);handle (handler.py:60);__call__ (forward.py:50);"
+            "forward (torch/nn/modules/linear.py:125) 60",
+            "<module> (model_service_worker.py:1);handle (handler.py:60);encode (encode.py:30);"
+            "__call__ (tokenization_utils_base.py:2800) 20",
+            "<module> (model_service_worker.py:1);handle_connection (model_service_worker.py:180);"
+            "retrieve_msg (ts/protocol/otf_message_handler.py:33);"
+            "_retrieve_buffer (ts/protocol/otf_message_handler.py:181) 15",
+            "Thread._bootstrap (threading.py:1002);TMonitor.run (tqdm/_monitor.py:69);wait (threading.py:629) 500",
+            "<module> (model_service_worker.py:1);something (x.py:1) 5",
+        ]
+    )
     summary = pyspy.summarise(collapsed)
     assert summary["samples"] == 100
     assert summary["buckets"]["model forward (torch)"] == 0.6
@@ -100,5 +105,8 @@ def test_closed_loop_client_counts_requests_and_errors(echo_url: str) -> None:
     assert result.users == 4 and result.requests > 10 and result.errors == 0
     assert result.throughput == pytest.approx(result.requests / result.seconds, rel=0.01)
     assert 0 < result.p50_ms <= result.p90_ms <= result.p99_ms
+    assert result.cpu == {}
+    metered = client.run_level(echo_url, ["東京"], 2, seconds=0.3, warmup=0.05, cpu_meter=client.CpuMeter(None))
+    assert set(metered.cpu) == {"frontend", "workers", "client", "others"} and metered.cpu["client"] >= 0
     failing = client.run_level(echo_url, ["失敗"], 2, seconds=0.3, warmup=0.05)
     assert failing.requests == 0 and failing.errors > 0

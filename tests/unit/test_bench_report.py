@@ -9,8 +9,14 @@ from bench.client import percentile
 
 
 def level(users: int, throughput: float, p50: float, p99: float, p90: float | None = None) -> dict:
-    return {"users": users, "throughput": throughput, "p50_ms": p50, "p90_ms": p90 or p50, "p99_ms": p99,
-            "other_cores": 0.0}  # fmt: skip
+    return {
+        "users": users,
+        "throughput": throughput,
+        "p50_ms": p50,
+        "p90_ms": p90 or p50,
+        "p99_ms": p99,
+        "other_cores": 0.0,
+    }
 
 
 def make_case(ours: list[dict], baseline: list[dict], best: float = 100.0, single: float = 20.0) -> dict:
@@ -18,7 +24,7 @@ def make_case(ours: list[dict], baseline: list[dict], best: float = 100.0, singl
         "dtype": "float32",
         "threads": 2,
         "tokens_mean": 38.0,
-        "throughput": {1: 50.0, 64: best},
+        "throughput": {"t2 B1": 50.0, "t2 B64": best},
         "best_batch": 64,
         "best_throughput": best,
         "single_ms_p50": single,
@@ -84,16 +90,29 @@ def test_markdown_has_machine_table_targets_and_variants() -> None:
     case = make_case([level(1, 40, 30, 35), level(16, 90, 170, 200)], [level(1, 20, 50, 55), level(16, 20, 800, 900)])
     case["runs"]["bf16"] = [level(1, 30, 40, 45), level(16, 60, 250, 300)]
     case["variant_settings"] = {"ours": "as model-config.yaml", "bf16": "handler.dtype=bfloat16"}
-    results = {"timestamp": "20260101-000000", "quick": True, "texts": "dev.jsonl (2 texts)",
-               "settings": {"users": [1, 16], "seconds": 5, "warmup": 1},
-               "machine": {"cores": 2, "cpu": "Test CPU", "cpu_flags": ["avx2"]},
-               "cases": [case], "notes": ["a note"]}  # fmt: skip
+    results = {
+        "timestamp": "20260101-000000",
+        "quick": True,
+        "texts": "dev.jsonl (2 texts)",
+        "settings": {"users": [1, 16], "seconds": 5, "warmup": 1},
+        "machine": {"cores": 2, "cpu": "Test CPU", "cpu_flags": ["avx2"]},
+        "cases": [case],
+        "notes": ["a note"],
+    }
     text = report.markdown(results)
     assert "(QUICK)" in text and "Test CPU" in text and "- a note" in text
-    assert "| 16 | 90.0 | 170 / 170 / 200 | 20.0 | 800 / 800 / 900 | 4.50 | 0.90 | 0.00 |" in text
+    assert "| 16 | 90.0 | 170 / 170 / 200 | 20.0 | 800 / 800 / 900 | 4.50 | 0.90 | – / – / – / 0.00 |" in text
     assert "4.50× — met" in text
     assert "| bf16 | handler.dtype=bfloat16 | 30.0 (40/45) | 60.0 (250/300) |" in text
-    assert "best 100.0 sent/s at B=64" in text
+    assert "best 100.0 sent/s with 2 threads at B=64" in text
+
+
+def test_cpu_split_is_shown_for_ours() -> None:
+    ours = level(1, 40, 30, 35)
+    ours["cpu"] = {"frontend": 0.2, "workers": 1.1, "client": 0.1, "others": 0.05}
+    ours["other_cores"] = 0.05
+    text = report.case_markdown(make_case([ours], []))
+    assert "| 0.20 / 1.10 / 0.10 / 0.05 |" in text
 
 
 def test_machine_description_names_cores_cpu_and_torch() -> None:

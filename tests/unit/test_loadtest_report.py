@@ -64,6 +64,15 @@ def test_server_view_deltas_for_one_model() -> None:
     assert batching["mean_stage_ms_per_batch"] == {"NerEncodeMs": 10.0, "NerForwardMs": 100.0}
 
 
+def test_server_view_latencies_are_over_rest_requests_only() -> None:
+    """TorchServe 0.12 adds to the latency counters for REST jobs only, not gRPC ones."""
+    view = prom.server_view(BEFORE, AFTER, "ja_ner", rest_requests=40)
+    assert view["requests"] == 100.0 and view["latency_over_rest_requests"] == 40
+    assert view["mean_queue_latency_ms"] == 5.0 and view["mean_inference_latency_ms"] == 125.0
+    grpc_only = prom.server_view(BEFORE, AFTER, "ja_ner", rest_requests=0)
+    assert grpc_only["mean_queue_latency_ms"] is None and grpc_only["mean_inference_latency_ms"] is None
+
+
 def test_server_view_without_metrics_or_handler_counters() -> None:
     assert prom.server_view(BEFORE, None, "ja_ner")["available"] is False
     view = prom.server_view(None, AFTER.split("NerBatches")[0], "ja_ner")

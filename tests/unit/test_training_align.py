@@ -58,6 +58,7 @@ def test_decode_is_lenient_about_stray_inside_tags():
 
 
 def test_parse_record_maps_japanese_type_names():
-    rec = {"curid": 1, "text": "中国共産党", "entities": [{"name": "中国共産党", "span": [0, 5], "type": "政治的組織名"}]}
+    entity = {"name": "中国共産党", "span": [0, 5], "type": "政治的組織名"}
+    rec = {"curid": 1, "text": "中国共産党", "entities": [entity]}
     ex = parse_record(rec)
     assert ex.spans == (Span(0, 5, "ORG-P"),) and ex.curid == "1"

@@ -15,9 +15,7 @@ def test_bucket_is_sha1_of_curid_mod_10():
 
 
 def test_write_splits_keeps_articles_together(tmp_path):
-    records = [
-        {"curid": str(c), "text": f"文{c}-{k}", "entities": []} for c in range(200) for k in range(2)
-    ]
+    records = [{"curid": str(c), "text": f"文{c}-{k}", "entities": []} for c in range(200) for k in range(2)]
     counts = write_splits(records, tmp_path)
     assert sum(counts.values()) == len(records)
     seen: dict[str, str] = {}

@@ -12,7 +12,7 @@ import pytest
 
 import training  # noqa: F401
 from training.data import DATA_DIR, load_jsonl
-from training.trim_vocab import DEFAULT_BUDGET, allowed_chars, plan_trim, trim_tokenizer_json, training_pieces
+from training.trim_vocab import DEFAULT_BUDGET, allowed_chars, plan_trim, training_pieces, trim_tokenizer_json
 
 pytest.importorskip("semantra_multilingual", reason="training extra (make training-deps)")
 from tokenizers import Tokenizer  # noqa: E402
@@ -81,7 +81,7 @@ def test_allowed_set_is_cp932_closed_under_normalisation():
 
 def test_training_texts_tokenise_identically(tokenizers_pair):
     full, trimmed, _, _, train_texts = tokenizers_pair
-    for a, b, text in zip(full.encode_batch(train_texts), trimmed.encode_batch(train_texts), train_texts):
+    for a, b, text in zip(full.encode_batch(train_texts), trimmed.encode_batch(train_texts), train_texts, strict=True):
         assert (a.tokens, a.offsets) == (b.tokens, b.offsets), text
 
 
@@ -91,7 +91,7 @@ def test_dev_texts_differ_only_where_measured_and_gain_no_unknowns(tokenizers_pa
     unk_full = full.token_to_id("<unk>")
     unk_trim = trimmed.token_to_id("<unk>")
     differ = 0
-    for a, b in zip(full.encode_batch(dev), trimmed.encode_batch(dev)):
+    for a, b in zip(full.encode_batch(dev), trimmed.encode_batch(dev), strict=True):
         differ += (a.tokens, a.offsets) != (b.tokens, b.offsets)
         assert b.ids.count(unk_trim) == a.ids.count(unk_full)
     assert differ == DEV_SENTENCES_THAT_DIFFER
