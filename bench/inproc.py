@@ -39,11 +39,11 @@ class Config:
 
 
 DEFAULT_CONFIGS = (
-    Config("fp32 (default)", {}),
-    Config("threads=1", {"threads": 1}),
-    Config("bf16", {"dtype": "bfloat16"}),
-    Config("int8 dynamic", {}, int8=True),
-    Config("token_budget=1024", {"token_budget": 1024}),
+    Config("fp32, 2 threads (default)", {}),
+    Config("fp32, 1 thread", {"threads": 1}),
+    Config("bf16, 1 thread", {"dtype": "bfloat16", "threads": 1}),
+    Config("int8 dynamic, 1 thread", {"threads": 1}, int8=True),
+    Config("token_budget=1024, 1 thread", {"token_budget": 1024, "threads": 1}),
 )
 
 
@@ -177,13 +177,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=16, help="documents per predict (a TorchServe batch)")
     parser.add_argument("--singles", type=int, default=32)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--only", help="comma-separated config names (default: all)")
+    parser.add_argument("--only", help="|-separated parts of config names, e.g. 'fp32|int8' (default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     model_dir = args.model or resolve_case(args.case).model_dir
     texts, source = load_texts(args.texts)
-    configs = tuple(c for c in DEFAULT_CONFIGS if not args.only or c.name in args.only.split(","))
+    wanted = args.only.split("|") if args.only else [""]
+    configs = tuple(c for c in DEFAULT_CONFIGS if any(w in c.name for w in wanted))
     if args.device != "cpu":
         configs = tuple(c for c in configs if not c.int8) + (Config("fp16", {"dtype": "float16"}),)
     results = measure(

@@ -59,7 +59,7 @@ class _Config:
 
 
 CONFIG = _Config()
-_user_numbers = count()
+_user_numbers, _rest_numbers, _grpc_numbers = count(), count(), count()
 
 
 @events.init_command_line_parser.add_listener
@@ -162,10 +162,11 @@ def _close_samples(environment, **_kwargs) -> None:
 class _Workload:
     """One user's payload stream: kinds in weighted rotation, texts drawn from the corpus."""
 
-    def __init__(self) -> None:
-        number = next(_user_numbers)
-        self.rng = random.Random(CONFIG.seed * 1_000_003 + number)
-        self.kinds = KindCycle(CONFIG.weights, offset=number)
+    def __init__(self, number_in_class: int) -> None:
+        self.rng = random.Random(CONFIG.seed * 1_000_003 + next(_user_numbers))
+        # Users of one class start at successive places of the cycle: with as many users as kinds,
+        # the first request of each already covers every kind.
+        self.kinds = KindCycle(CONFIG.weights, offset=number_in_class)
 
     def next(self) -> tuple[Payload, Payload]:
         """A payload to send and the one to check the answer against (they differ only with
@@ -180,7 +181,7 @@ class RestUser(FastHttpUser):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.workload = _Workload()
+        self.workload = _Workload(next(_rest_numbers))
         self.headers_base = {"Authorization": f"Bearer {CONFIG.token}"} if CONFIG.token else {}
 
     @task
@@ -208,7 +209,7 @@ class GrpcUser(User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.workload = _Workload()
+        self.workload = _Workload(next(_grpc_numbers))
         self.grpc = GrpcClient(
             CONFIG.grpc_target, self.environment.events.request, token=CONFIG.token, timeout_s=CONFIG.timeout_s
         )

@@ -4,6 +4,7 @@
     python tools/soak.py --duration 3m --model-dir DIR     # archive DIR first (e.g. a tiny test model)
     python tools/soak.py --duration 10m --url http://127.0.0.1:8080 --grpc 127.0.0.1:7070 \\
         --mgmt http://127.0.0.1:8081 --key-file key_file.json   # an already running server (same host)
+    (add --tls-ca server.crt for config.prod.properties: https REST and TLS gRPC)
 
 Writes build/soak/<UTC timestamp>/summary.json (and samples.csv) and prints the summary. Goals
 (issue 7): no failed request, worker RSS growth under 10% between the end of warm-up and the end.
@@ -79,6 +80,7 @@ class Target:
     mgmt_url: str
     model: str
     key_file: Path | None
+    tls_ca: Path | None = None  # PEM to trust for https REST and TLS gRPC
 
     def key(self, kind: str) -> str | None:
         if self.key_file is None or not self.key_file.exists():
@@ -109,6 +111,8 @@ class Soak:
     def _rest(self, seed: int) -> None:
         rng = random.Random(seed)
         session = requests.Session()
+        if self.target.tls_ca:
+            session.verify = str(self.target.tls_ca)
         url = f"{self.target.rest_url}/predictions/{self.target.model}"
         while not self.stop.is_set():
             token = self.target.key("inference")
@@ -125,7 +129,7 @@ class Soak:
 
     def _grpc(self, seed: int) -> None:
         rng = random.Random(1000 + seed)
-        with grpc.insecure_channel(self.target.grpc_target) as channel:
+        with self._channel() as channel:
             stub = inference_pb2_grpc.InferenceAPIsServiceStub(channel)
             while not self.stop.is_set():
                 token = self.target.key("inference")
@@ -142,6 +146,14 @@ class Soak:
                     self._add(start, "grpc", False, f"{exc.code().name} {(exc.details() or '')[:80]}")
                 except ValueError as exc:
                     self._add(start, "grpc", False, type(exc).__name__)
+
+    def _channel(self) -> grpc.Channel:
+        if self.target.tls_ca is None:
+            return grpc.insecure_channel(self.target.grpc_target)
+        creds = grpc.ssl_channel_credentials(root_certificates=self.target.tls_ca.read_bytes())
+        # the certificate names localhost; the target is usually an IP address
+        options = [("grpc.ssl_target_name_override", "localhost")]
+        return grpc.secure_channel(self.target.grpc_target, creds, options=options)
 
     def worker_pids(self) -> list[int]:
         token = self.target.key("management")
@@ -281,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpc", help="gRPC inference host:port of the running server")
     parser.add_argument("--mgmt", help="management URL of the running server (worker pids for RSS)")
     parser.add_argument("--key-file", type=Path, help="key_file.json of the running server (token auth on)")
+    parser.add_argument("--tls-ca", type=Path, help="PEM certificate to trust (https REST, TLS gRPC)")
     parser.add_argument("--model", default="ja_ner")
     parser.add_argument("--out", type=Path, default=REPO / "build" / "soak")
     args = parser.parse_args(argv)
@@ -292,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         if not (args.grpc and args.mgmt):
             parser.error("--url needs --grpc and --mgmt too")
-        target = Target(args.url.rstrip("/"), args.grpc, args.mgmt.rstrip("/"), args.model, args.key_file)
+        target = Target(args.url.rstrip("/"), args.grpc, args.mgmt.rstrip("/"), args.model, args.key_file, args.tls_ca)
     else:
         server, target = _own_server(args, out)
     try:

@@ -72,7 +72,8 @@ def _json_error(case_id: str, body: bytes, code: int, kind: str, words: str) -> 
     return Case(case_id, body, JSON, {"data": body}, error=(code, kind, words))
 
 
-LONG_SENTENCE = ("東京都の鈴木さんと大阪府の田中さんが会った" * 2000)[:30_000]  # no punctuation at all
+# ~15 windows of 256 tokens; 30,000 characters took 40 s per request on the real model on 2 busy cores
+LONG_SENTENCE = ("東京都の鈴木さんと大阪府の田中さんが会った" * 400)[:4_000]  # no punctuation at all
 BAD_UTF8 = b"\xff\xfe\x80\xe6\x9d"
 INVALID = "InvalidInput"
 TOO_LARGE = "InputTooLarge"
@@ -342,14 +343,26 @@ def _worker_pids(server: Any) -> list[int]:
     return sorted(w["pid"] for m in resp.json() for w in m["workers"])
 
 
+def _batch_counters(server: Any) -> tuple[float, float]:
+    """The handler's (NerBatches, NerBatchRequests) counters from the Prometheus endpoint."""
+    text = requests.get(f"{server.metrics_url}/metrics", timeout=10).text
+    values = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0]
+        if name in ("NerBatches", "NerBatchRequests"):
+            values[name] = float(line.rsplit(" ", 1)[1])
+    return values.get("NerBatches", 0.0), values.get("NerBatchRequests", 0.0)
+
+
 @pytest.fixture(scope="module")
 def matrix(torchserve: Any) -> dict[str, Any]:
-    """Transports, the good request's normal answer and the worker pids before the matrix."""
+    """Transports, the good request's normal answer, worker pids and batch counters before the matrix."""
     rest, rpc = Rest(torchserve), Grpc(torchserve)
     status, good = rest.good()
     assert status == 200, good
     check_entities(GOOD_TEXT, good["entities"])
-    return {"rest": rest, "grpc": rpc, "good": good, "pids": _worker_pids(torchserve)}
+    pids = _worker_pids(torchserve)
+    return {"rest": rest, "grpc": rpc, "good": good, "pids": pids, "batches": _batch_counters(torchserve)}
 
 
 def _cases(transport: str) -> list[Any]:
@@ -402,6 +415,20 @@ def test_grpc_50mb_message_refused_by_torchserve(matrix: dict[str, Any]) -> None
     _check_good(matrix, good)
 
 
+def test_unknown_model_name(torchserve: Any, matrix: dict[str, Any]) -> None:
+    """A wrong model name: REST 404 ModelNotFoundException; gRPC fails the call (no JSON body)."""
+    rest: Rest = matrix["rest"]
+    resp = requests.post(
+        f"{torchserve.rest_url}/predictions/no_such_model", data=GOOD_TEXT.encode(), headers=rest.auth, timeout=30
+    )
+    assert resp.status_code == 404 and resp.json()["type"] == "ModelNotFoundException", resp.text
+    rpc: Grpc = matrix["grpc"]
+    request = inference_pb2.PredictionsRequest(model_name="no_such_model", input={"data": GOOD_TEXT.encode()})
+    with pytest.raises(grpc.RpcError) as info:
+        rpc.stub.Predictions(request, timeout=30, metadata=rpc.metadata)
+    assert info.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.NOT_FOUND), info.value
+
+
 def test_server_healthy_after_matrix(torchserve: Any, matrix: dict[str, Any]) -> None:
     """Nothing above crashed or restarted the worker, and both health checks answer."""
     resp = requests.get(f"{torchserve.rest_url}/ping", headers=matrix["rest"].auth, timeout=10)
@@ -409,4 +436,9 @@ def test_server_healthy_after_matrix(torchserve: Any, matrix: dict[str, Any]) ->
     health = matrix["grpc"].stub.Ping(empty_pb2.Empty(), timeout=10, metadata=matrix["grpc"].metadata)
     assert "Healthy" in health.health
     assert _worker_pids(torchserve) == matrix["pids"], "the worker was restarted during the matrix"
+    # The bad and the good request of a case really shared TorchServe batches (most of the time):
+    now = _batch_counters(torchserve)
+    batches, requests_ = now[0] - matrix["batches"][0], now[1] - matrix["batches"][1]
+    print(f"matrix: {requests_:.0f} requests reached the handler in {batches:.0f} batches")
+    assert requests_ > 1.3 * batches, (requests_, batches)
     _check_good(matrix, matrix["rest"].good())
