@@ -88,7 +88,8 @@ class JaNerHandler:
     def _parse(self, row: dict[str, Any]) -> ParsedRequest | NerError:
         assert self.pipeline is not None
         try:
-            return parse_request(row, max_texts=self.pipeline.settings.max_texts)
+            settings = self.pipeline.settings
+            return parse_request(row, max_texts=settings.max_texts, max_request_chars=settings.max_request_chars)
         except NerError as err:
             return err
 

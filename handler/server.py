@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -55,15 +56,24 @@ class Server:
 
     @property
     def rest_url(self) -> str:
-        return self.props["inference_address"].replace("https://", "http://")
+        return _local(self.props["inference_address"])
 
     @property
     def mgmt_url(self) -> str:
-        return self.props["management_address"]
+        return _local(self.props["management_address"])
 
     @property
     def metrics_url(self) -> str:
-        return self.props["metrics_address"]
+        return _local(self.props["metrics_address"])
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """Trust the server's own certificate (self-signed in tests) for https listeners."""
+        cert = self.props.get("certificate_file")
+        if not cert:
+            return None
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False  # we dial 127.0.0.1, the certificate names the host
+        return context
 
     @property
     def grpc_target(self) -> str:
@@ -87,10 +97,15 @@ class Server:
         return json.loads(path.read_text())[kind]["key"]
 
 
-def _get(url: str, token: str | None = None) -> tuple[int, str]:
+def _local(address: str) -> str:
+    """A listener address as a client dials it (0.0.0.0 means every interface, loopback included)."""
+    return address.replace("//0.0.0.0:", "//127.0.0.1:")
+
+
+def _get(url: str, token: str | None = None, context: ssl.SSLContext | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=5, context=context if url.startswith("https") else None) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
@@ -106,7 +121,7 @@ def wait_ready(server: Server, models: list[str], timeout: float) -> None:
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, _ = _get(f"{server.rest_url}/ping", server.token())
+        status, _ = _get(f"{server.rest_url}/ping", server.token(), server.ssl_context())
         if status == 200 and all(_worker_ready(server, m) for m in models):
             return
         time.sleep(0.5)
@@ -116,7 +131,7 @@ def wait_ready(server: Server, models: list[str], timeout: float) -> None:
 
 
 def _worker_ready(server: Server, model: str) -> bool:
-    status, body = _get(f"{server.mgmt_url}/models/{model}", server.token("management"))
+    status, body = _get(f"{server.mgmt_url}/models/{model}", server.token("management"), server.ssl_context())
     if status != 200:
         return False
     return any(w.get("status") == "READY" for m in json.loads(body) for w in m.get("workers", []))

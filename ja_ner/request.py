@@ -30,7 +30,8 @@ class ParsedRequest:
 
 def _decode(raw: bytes | bytearray) -> str:
     try:
-        return bytes(raw).decode("utf-8")
+        # A BOM is not text: left in place it would hide a JSON body's leading "{".
+        return bytes(raw).decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"body is not valid UTF-8 (byte {exc.start})") from None
 
@@ -57,7 +58,7 @@ def _from_json(obj: Any, options: RequestOptions, max_texts: int) -> ParsedReque
     return ParsedRequest(tuple(Document(t, options) for t in texts), batch=True)
 
 
-def parse_request(payload: dict[str, Any], *, max_texts: int) -> ParsedRequest:
+def parse_request(payload: dict[str, Any], *, max_texts: int, max_request_chars: int | None = None) -> ParsedRequest:
     """Read one request as TorchServe hands it to a handler (REST or gRPC).
 
     ``payload`` maps "body" or "data" to a str (text/plain), a dict (parsed JSON) or bytes
@@ -66,8 +67,17 @@ def parse_request(payload: dict[str, Any], *, max_texts: int) -> ParsedRequest:
 
     Raises:
         InvalidInput: no payload, bad UTF-8, bad JSON, wrong shape, bad options.
-        InputTooLarge: more than ``max_texts`` texts.
+        InputTooLarge: more than ``max_texts`` texts, or more than ``max_request_chars`` characters
+            in all texts together (one request must not hold a worker past its timeout).
     """
+    parsed = _parse(payload, max_texts)
+    total = sum(len(d.text) for d in parsed.documents)
+    if max_request_chars is not None and total > max_request_chars:
+        raise InputTooLarge(f"the request has {total} characters in all; the limit is {max_request_chars}")
+    return parsed
+
+
+def _parse(payload: dict[str, Any], max_texts: int) -> ParsedRequest:
     key = next((k for k in PAYLOAD_KEYS if k in payload), None)
     if key is None:
         raise InvalidInput(f"no request body; send text or JSON (input key one of {', '.join(PAYLOAD_KEYS)})")

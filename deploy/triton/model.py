@@ -77,7 +77,9 @@ def _rows(request: Any, name: str) -> list[bytes] | None:
     return [bytes(item) for item in tensor.as_numpy().reshape(-1)]
 
 
-def parse_rows(texts: list[bytes], options: list[bytes] | None, *, max_texts: int) -> list[ParsedRequest]:
+def parse_rows(
+    texts: list[bytes], options: list[bytes] | None, *, max_texts: int, max_request_chars: int | None = None
+) -> list[ParsedRequest]:
     """One ``ParsedRequest`` per row, through the same parser as the TorchServe handler.
 
     ``TEXT`` rows are plain text (never sniffed for JSON); an empty ``OPTIONS`` row means defaults.
@@ -97,7 +99,7 @@ def parse_rows(texts: list[bytes], options: list[bytes] | None, *, max_texts: in
             payload: dict[str, Any] = {"data": text}
             if options is not None and options[row].strip():
                 payload["options"] = options[row]
-            parsed.append(parse_request(payload, max_texts=max_texts))
+            parsed.append(parse_request(payload, max_texts=max_texts, max_request_chars=max_request_chars))
         except NerError as err:
             if len(texts) == 1:
                 raise
@@ -165,7 +167,14 @@ class TritonPythonModel:
                 if texts is None:
                     raise InvalidInput(f"input {INPUT_TEXT} is required")
                 options = _rows(request, INPUT_OPTIONS)
-                parsed.append(parse_rows(texts, options, max_texts=self.settings.max_texts))
+                parsed.append(
+                    parse_rows(
+                        texts,
+                        options,
+                        max_texts=self.settings.max_texts,
+                        max_request_chars=self.settings.max_request_chars,
+                    )
+                )
             except NerError as err:
                 parsed.append(err)
         documents: list[Document] = [

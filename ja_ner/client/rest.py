@@ -66,8 +66,8 @@ class RestClient(NerClient):
         self._session = requests.Session()
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
-        if tls_ca:
-            self._session.verify = tls_ca
+        # Passed per request: a Session-level verify loses to REQUESTS_CA_BUNDLE in the environment.
+        self._verify: str | bool = tls_ca or True
 
     def _path(self) -> str:
         version = f"/{self.model_version}" if self.model_version else ""
@@ -75,7 +75,7 @@ class RestClient(NerClient):
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         def attempt() -> requests.Response:
-            response = self._session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self._session.request(method, url, timeout=self.timeout, verify=self._verify, **kwargs)
             if response.status_code == _RETRY_STATUS:
                 raise _Unavailable(response)
             return response

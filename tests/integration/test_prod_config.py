@@ -325,7 +325,6 @@ def test_no_request_text_in_any_log(prod: Prod) -> None:
             assert needle not in content, f"request text in {log.name}"
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="handler/server.py probes https inference over http")
 def test_server_tooling_sees_the_prod_server_ready(prod: Prod) -> None:
     """``make serve CONFIG=config.prod.properties`` waits with ``handler.server.wait_ready``.
 
@@ -335,6 +334,20 @@ def test_server_tooling_sees_the_prod_server_ready(prod: Prod) -> None:
     ``certificate_file`` (hostname check off for this local probe).
     """
     wait_ready(prod.server, ["ja_ner"], timeout=5)
+
+
+def test_rest_client_trusts_its_tls_ca_whatever_the_environment(prod: Prod, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``RestClient(tls_ca=...)`` must verify with that file even when REQUESTS_CA_BUNDLE is set.
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace ``Session.verify`` (psf/requests
+    #3829), so today the client checks the server against the system store and fails with
+    CERTIFICATE_VERIFY_FAILED. Fix: pass ``verify=tls_ca`` on each ``session.request`` call.
+    """
+    from ja_ner.client.rest import RestClient
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    with RestClient(prod.rest, token=prod.key("inference"), tls_ca=str(prod.cert)) as client:
+        assert client.predict(TEXT).model == "ja_ner"
 
 
 def test_inference_key_rotation(prod: Prod) -> None:

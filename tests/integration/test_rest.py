@@ -70,7 +70,9 @@ def test_options_utf16_and_tokens(url):
     text = "𠮷野家の" + WIDGET
     plain = requests.post(url, json={"text": text}).json()["entities"]
     utf16 = requests.post(url, json={"text": text, "options": {"offsets": "utf16", "include_tokens": True}}).json()
-    assert [e["start"] + 1 for e in plain if e["start"] >= 1] == [e["start"] for e in utf16["entities"] if e["start"] >= 2]
+    assert [e["start"] + 1 for e in plain if e["start"] >= 1] == [
+        e["start"] for e in utf16["entities"] if e["start"] >= 2
+    ]
     assert utf16["tokens"] and all(t["token"] for t in utf16["tokens"])
 
 

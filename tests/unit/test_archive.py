@@ -49,7 +49,12 @@ def test_archive_holds_weights_tokenizer_handler_core_and_config(tiny_model_dir,
     mar = build(str(tiny_model_dir), "tiny", "2.0", tmp_path, REPO / "model-config.yaml")
     names = set(zipfile.ZipFile(mar).namelist())
     assert {"handler.py", "streaming.py", "model-config.yaml", "MAR-INF/MANIFEST.json"} <= names
-    assert {"model/model.safetensors", "model/config.json", "model/tokenizer.json", "model/tokenizer_config.json"} <= names
+    assert {
+        "model/model.safetensors",
+        "model/config.json",
+        "model/tokenizer.json",
+        "model/tokenizer_config.json",
+    } <= names
     assert {"ja_ner/pipeline.py", "ja_ner/forward.py"} <= names
     assert not any(n.startswith(("ja_ner/client", "ja_ner/proto_gen")) or n.endswith(".bin") for n in names)
 

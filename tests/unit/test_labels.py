@@ -20,7 +20,13 @@ def test_bio_prefix_is_cut_at_the_first_hyphen_only():
     labels = ["O", "B-ORG-P", "I-ORG-P", "B-PER", "I-PER"]
     codec = LabelCodec.from_id2label({str(i): n for i, n in enumerate(labels)})
     assert codec.scheme is Scheme.BIO
-    assert [(t.position, t.type) for t in codec.tags] == [("O", ""), ("B", "ORG-P"), ("I", "ORG-P"), ("B", "PER"), ("I", "PER")]
+    assert [(t.position, t.type) for t in codec.tags] == [
+        ("O", ""),
+        ("B", "ORG-P"),
+        ("I", "ORG-P"),
+        ("B", "PER"),
+        ("I", "PER"),
+    ]
 
 
 def test_bioes_detected():

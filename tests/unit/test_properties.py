@@ -187,7 +187,6 @@ def test_normalise_is_identity_on_printable_ascii(text):
 # -- regressions found while writing these tests (fixes belong to ja_ner/request.py) ---------------
 
 
-@pytest.mark.xfail(strict=True, reason="ja_ner/request.py does not strip a UTF-8 BOM before looking for JSON")
 def test_json_body_with_a_utf8_bom_is_read_as_json():
     """TorchServe cannot parse a BOM-prefixed application/json body and hands over bytes;
     ``parse_request`` then sees "\\ufeff{" and analyses the JSON syntax as text (200, junk entities)."""

@@ -10,7 +10,11 @@ def _owned(windows):
 
 def test_sentence_ends_include_closing_brackets():
     text = "「行く。」と言った！本当？\n次"
-    assert [text[:e] for e in sentence_ends(text)] == ["「行く。」", "「行く。」と言った！", "「行く。」と言った！本当？\n"]
+    assert [text[:e] for e in sentence_ends(text)] == [
+        "「行く。」",
+        "「行く。」と言った！",
+        "「行く。」と言った！本当？\n",
+    ]
 
 
 def test_short_sentences_share_one_window(xlmr_tokenizer):
@@ -65,7 +69,7 @@ def test_plan_respects_the_token_budget_and_order(xlmr_tokenizer):
     windows = segment(0, tokens, text, max_tokens=40, overlap=10)
     for keep_order in (False, True):
         groups = plan(windows, token_budget=100, keep_order=keep_order)
-        assert sorted((w.start for g in groups for w in g)) == sorted(w.start for w in windows)
+        assert sorted(w.start for g in groups for w in g) == sorted(w.start for w in windows)
         assert all(len(g) * (max(len(w) for w in g) + 2) <= 100 or len(g) == 1 for g in groups)
     ordered = [w for g in plan(windows, token_budget=100, keep_order=True) for w in g]
     assert ordered == windows
