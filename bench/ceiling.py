@@ -31,6 +31,8 @@ class CeilingResult:
     single_ms_p50: float  # batch of one, no padding: median over the texts (best thread count)
     single_ms_p90: float
     single_threads: int
+    per_core: dict[str, float]  # like throughput, per CPU-second this process used (all its threads)
+    best_per_core: float
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -97,6 +99,7 @@ def measure(
     default_threads = torch.get_num_threads()
     step = max(1, len(texts) // single_texts)
     throughput: dict[tuple[int, int], float] = {}
+    per_core: dict[tuple[int, int], float] = {}  # sentences per CPU-second of this process
     singles: dict[int, list[float]] = {}
     for count in threads:
         torch.set_num_threads(count or default_threads)
@@ -104,11 +107,13 @@ def measure(
         for size in batch_sizes:
             groups = batches(lengths, size)
             sync()
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             for group in groups:
                 run(group)
             sync()
-            throughput[(count or default_threads, size)] = len(texts) / (time.perf_counter() - t)
+            key = (count or default_threads, size)
+            throughput[key] = len(texts) / (time.perf_counter() - t)
+            per_core[key] = len(texts) / max(time.process_time() - cpu, 1e-9)
         times = singles.setdefault(count or default_threads, [])
         for i in range(0, len(texts), step)[:single_texts]:
             sync()
@@ -134,4 +139,6 @@ def measure(
         single_ms_p50=round(statistics.median(single), 2),
         single_ms_p90=round(deciles[8], 2),
         single_threads=single_threads,
+        per_core={f"t{n} B{b}": round(v, 2) for (n, b), v in per_core.items()},
+        best_per_core=round(max(per_core.values()), 2),
     )

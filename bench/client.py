@@ -32,6 +32,7 @@ class LevelResult:
     client_cores: float  # CPU this client process used, in cores (it shares the machine)
     other_cores: float = 0.0  # CPU used by processes outside the benchmark, in cores
     cpu: dict[str, float] = field(default_factory=dict)  # cores: frontend, workers, client, others
+    per_core: float | None = None  # sentences per CPU-second of the server (frontend + workers)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -132,7 +133,14 @@ def run_level(
         client_cores=round((cpu1 - cpu0) / span, 2),
         other_cores=cpu.get("others", 0.0),
         cpu=cpu,
+        per_core=_per_core(len(window) / span, cpu),
     )
+
+
+def _per_core(throughput: float, cpu: dict[str, float]) -> float | None:
+    """Sentences per CPU-second the server spent: comparable across levels when the machine is shared."""
+    server = cpu.get("frontend", 0.0) + cpu.get("workers", 0.0)
+    return round(throughput / server, 2) if server > 0.05 else None
 
 
 def _done_since(threads: list[_User], t0: float) -> int:

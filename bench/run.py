@@ -98,14 +98,14 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
     result["variant_settings"] = {m.name: m.describe for m in modes if m.kind == "ours"}
     if not args.skip_ceiling:
         log.info("ceiling: raw forward in process")
-        sizes = (32,) if args.quick else (1, 8, 32, 64)
+        sizes = (32,) if args.quick else (8, 32, 64)
         measured = ceiling.measure(
             case.model_dir,
             texts[: args.ceiling_texts],
             batch_sizes=sizes,
             threads=(1, 0),
             dtype=args.ceiling_dtype,
-            single_texts=16 if args.quick else 64,
+            single_texts=16 if args.quick else 48,
         )
         result["ceiling"] = measured.to_json()
         log.info("ceiling: %s", measured)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, help="measured seconds per level (default 20; quick 5)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per level (default 3; quick 1.5)")
     parser.add_argument("--texts", type=Path, help="a .jsonl (text field) or .txt file; default: dev set")
-    parser.add_argument("--ceiling-texts", type=int, help="texts for the ceiling (default all; quick 128)")
+    parser.add_argument("--ceiling-texts", type=int, help="texts for the ceiling (default 256; quick 128)")
     parser.add_argument("--ceiling-dtype", default="float32")
     parser.add_argument("--variant", action="append", default=[], help="name:key=value,... (repeatable)")
     parser.add_argument("--skip-baseline", action="store_true")
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.users = [int(u) for u in (args.users or "1,4,16,64").split(",")]
     args.seconds = args.seconds or (5.0 if args.quick else 20.0)
     args.warmup = args.warmup or (1.5 if args.quick else 3.0)
-    args.ceiling_texts = args.ceiling_texts or (128 if args.quick else None)
+    args.ceiling_texts = args.ceiling_texts or (128 if args.quick else 256)
     cases = (args.cases or ("default" if args.quick else "default,base")).split(",")
     args.stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     texts, source = load_texts(source=args.texts)

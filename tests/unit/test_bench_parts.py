@@ -37,6 +37,7 @@ def test_ceiling_measures_a_tiny_model(tiny_model_dir) -> None:
     assert set(result.throughput) == {"t1 B1", "t1 B2"} and all(v > 0 for v in result.throughput.values())
     assert result.threads == result.single_threads == 1
     assert result.best_throughput == max(result.throughput.values())
+    assert result.best_per_core == max(result.per_core.values()) > 0
     assert result.single_ms_p50 > 0 and result.texts == 3
     with pytest.raises(ValueError):
         ceiling.measure(tiny_model_dir, texts, dtype="int4")

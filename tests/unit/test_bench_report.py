@@ -29,6 +29,7 @@ def make_case(ours: list[dict], baseline: list[dict], best: float = 100.0, singl
         "best_throughput": best,
         "single_ms_p50": single,
         "single_ms_p90": single + 2,
+        "best_per_core": best / 2,
     }
     return {"case": "default", "model": "m", "runs": {"ours": ours, "baseline": baseline}, "ceiling": ceiling}
 
@@ -101,9 +102,9 @@ def test_markdown_has_machine_table_targets_and_variants() -> None:
     }
     text = report.markdown(results)
     assert "(QUICK)" in text and "Test CPU" in text and "- a note" in text
-    assert "| 16 | 90.0 | 170 / 170 / 200 | 20.0 | 800 / 800 / 900 | 4.50 | 0.90 | – / – / – / 0.00 |" in text
+    assert "| 16 | 90.0 | 170 / 170 / 200 | 20.0 | 800 / 800 / 900 | 4.50 | 0.90 | – / – | – / – / – / 0.00 |" in text
     assert "4.50× — met" in text
-    assert "| bf16 | handler.dtype=bfloat16 | 30.0 (40/45) | 60.0 (250/300) |" in text
+    assert "| bf16 | handler.dtype=bfloat16 | 30.0 (40/45) [–] | 60.0 (250/300) [–] |" in text
     assert "best 100.0 sent/s with 2 threads at B=64" in text
 
 
@@ -111,8 +112,12 @@ def test_cpu_split_is_shown_for_ours() -> None:
     ours = level(1, 40, 30, 35)
     ours["cpu"] = {"frontend": 0.2, "workers": 1.1, "client": 0.1, "others": 0.05}
     ours["other_cores"] = 0.05
-    text = report.case_markdown(make_case([ours], []))
-    assert "| 0.20 / 1.10 / 0.10 / 0.05 |" in text
+    ours["per_core"] = 30.0  # 40 sent/s on 1.3 server cores
+    case = make_case([ours], [])
+    text = report.case_markdown(case)
+    assert "| 30.0 / – | 0.20 / 1.10 / 0.10 / 0.05 |" in text
+    check = report.summarise(case)["targets"]["vs_ceiling_per_cpu_second"]
+    assert check == {"value": 0.6, "target": 0.75, "met": False}  # 30 / (100 / 2)
 
 
 def test_machine_description_names_cores_cpu_and_torch() -> None:

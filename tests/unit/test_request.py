@@ -100,3 +100,16 @@ def test_settings_from_mapping_refuses_typos_and_bad_values():
         Settings.from_mapping({"max_tokens": "many"})
     with pytest.raises(InvalidInput, match="overlap_tokens"):
         Settings.from_mapping({"max_tokens": 32, "overlap_tokens": 16})
+
+
+def test_request_over_the_total_character_limit_is_413():
+    payload = {"body": {"texts": ["あ" * 60, "い" * 50]}}
+    assert len(parse_request(payload, max_texts=4, max_request_chars=110).documents) == 2
+    with pytest.raises(InputTooLarge) as err:
+        parse_request(payload, max_texts=4, max_request_chars=109)
+    assert "110 characters in all; the limit is 109" in err.value.message
+
+
+def test_json_after_a_utf8_bom_is_read_as_json():
+    parsed = parse_request({"body": bytearray(b'\xef\xbb\xbf{"texts": ["a"]}')}, max_texts=4)
+    assert parsed.batch is True and parsed.documents[0].text == "a"
