@@ -92,9 +92,10 @@ class Server:
     def token(self, kind: str = "inference") -> str | None:
         """The key TorchServe wrote to key_file.json (token authorisation on), else None."""
         path = self.workdir / "key_file.json"
-        if not path.exists():
-            return None
-        return json.loads(path.read_text())[kind]["key"]
+        try:
+            return json.loads(path.read_text())[kind]["key"]
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None  # not written yet, or caught half-written while TorchServe starts
 
 
 def _local(address: str) -> str:
