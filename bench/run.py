@@ -173,6 +173,32 @@ def _profile(server, texts: list[str], args: argparse.Namespace, out: Path) -> d
     return summary
 
 
+def write(results: dict, out: Path) -> str:
+    """Add summaries and notes, write results.json and results.md into ``out``; returns the markdown."""
+    results["summaries"] = {c["case"]: report.summarise(c) for c in results["cases"]}
+    noisy = [
+        lv["other_cores"]
+        for c in results["cases"]
+        for levels in c["runs"].values()
+        for lv in levels
+        if lv["other_cores"] > NOISY_CORES
+    ]
+    results["notes"] = (
+        [
+            f"Other processes used more than {NOISY_CORES} cores during {len(noisy)} level(s) "
+            f"(worst {max(noisy):.2f} cores): those wall-clock figures are low and noisy; "
+            "compare sentences per server CPU-second instead."
+        ]
+        if noisy
+        else []
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    text = report.markdown(results)
+    (out / "results.md").write_text(text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="default case only, short levels (< 3 min)")
@@ -207,29 +233,12 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": report.machine(),
         "texts": source,
         "settings": {"users": args.users, "seconds": args.seconds, "warmup": args.warmup},
-        "cases": [run_case(name, modes, texts, args) for name in cases],
+        "cases": [],
     }
-    results["summaries"] = {c["case"]: report.summarise(c) for c in results["cases"]}
-    noisy = [
-        (c["case"], m, lv["users"], lv["other_cores"])
-        for c in results["cases"]
-        for m, levels in c["runs"].items()
-        for lv in levels
-        if lv["other_cores"] > NOISY_CORES
-    ]
-    results["notes"] = (
-        [
-            f"Other processes used more than {NOISY_CORES} cores during {len(noisy)} level(s) "
-            f"(worst {max(n[3] for n in noisy):.2f} cores): those figures are low and noisy."
-        ]
-        if noisy
-        else []
-    )
     out = args.out / args.stamp
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    text = report.markdown(results)
-    (out / "results.md").write_text(text)
+    for name in cases:
+        results["cases"].append(run_case(name, modes, texts, args))
+        text = write(results, out)  # after every case, so a long run keeps what it measured
     print(text)
     print(f"written: {out / 'results.json'}, {out / 'results.md'}")
     return results

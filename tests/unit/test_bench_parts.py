@@ -111,3 +111,20 @@ def test_closed_loop_client_counts_requests_and_errors(echo_url: str) -> None:
     assert set(metered.cpu) == {"frontend", "workers", "client", "others"} and metered.cpu["client"] >= 0
     failing = client.run_level(echo_url, ["失敗"], 2, seconds=0.3, warmup=0.05)
     assert failing.requests == 0 and failing.errors > 0
+
+
+def test_write_adds_summaries_and_a_noise_note(tmp_path) -> None:
+    from bench.run import write
+
+    lv = {"users": 1, "throughput": 10.0, "p50_ms": 90.0, "p90_ms": 95.0, "p99_ms": 99.0, "other_cores": 1.2}
+    results = {
+        "timestamp": "t",
+        "quick": True,
+        "texts": "x",
+        "settings": {"users": [1], "seconds": 1, "warmup": 1},
+        "machine": {"cores": 2, "cpu": "c"},
+        "cases": [{"case": "default", "model": "m", "runs": {"ours": [lv]}}],
+    }
+    text = write(results, tmp_path / "out")
+    assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "results.md").read_text() == text
+    assert "default" in results["summaries"] and "1.20 cores" in results["notes"][0]
