@@ -1,7 +1,7 @@
 """``make bench``: ours, the baseline and the ceiling on the same texts and machine, in one run.
 
     python -m bench.run                      # both cases, 1/4/16/64 users, 20 s per level
-    python -m bench.run --quick              # default case, short levels (< 3 minutes)
+    python -m bench.run --quick              # default case, 1/16/64 users, short levels
     python -m bench.run --variant bf16:handler.dtype=bfloat16 --variant b32:batchSize=32
 
 Writes bench/results/<UTC timestamp>/results.json and results.md and prints the markdown.
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="default case only, short levels (< 3 min)")
     parser.add_argument("--cases", help="comma-separated: default, base (default: both; quick: default)")
-    parser.add_argument("--users", help="comma-separated concurrency levels (default 1,4,16,64)")
+    parser.add_argument("--users", help="comma-separated concurrency levels (default 1,4,16,64; quick 1,16,64)")
     parser.add_argument("--seconds", type=float, help="measured seconds per level (default 20; quick 5)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per level (default 3; quick 1.5)")
     parser.add_argument("--texts", type=Path, help="a .jsonl (text field) or .txt file; default: dev set")
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    args.users = [int(u) for u in (args.users or "1,4,16,64").split(",")]
+    args.users = [int(u) for u in (args.users or ("1,16,64" if args.quick else "1,4,16,64")).split(",")]
     args.seconds = args.seconds or (5.0 if args.quick else 20.0)
     args.warmup = args.warmup or (1.5 if args.quick else 3.0)
     args.ceiling_texts = args.ceiling_texts or (128 if args.quick else 256)
