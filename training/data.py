@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stockmark-ner"
+# The team's splits live beside the repository (never inside it); JA_NER_DATA points elsewhere.
+DATA_DIR = Path(
+    os.environ.get("JA_NER_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stockmark-ner")
+)
 
 # Stockmark's Japanese type names -> the model's type names (the seed model's names).
 TYPE_MAP: dict[str, str] = {
