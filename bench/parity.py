@@ -24,11 +24,9 @@ def predictor(model_dir: Path, *, dtype: str, int8: bool, threads: int):
     """A ``training.evaluate`` predictor over a pipeline with the given lever applied."""
     import torch
 
-    from ja_ner.errors import NerError
     from ja_ner.pipeline import Pipeline
     from ja_ner.settings import Settings
-    from ja_ner.types import Document
-    from training.data import Span
+    from training.evaluate import predictor_of
 
     pipe = Pipeline.load(model_dir, Settings(dtype=dtype, threads=threads))
     if int8:
@@ -36,15 +34,7 @@ def predictor(model_dir: Path, *, dtype: str, int8: bool, threads: int):
             pipe.forward.model, {torch.nn.Linear}, dtype=torch.qint8
         )
 
-    def predict(texts):
-        out = []
-        for res in pipe.predict([Document(t) for t in texts]):
-            if isinstance(res, NerError):
-                raise RuntimeError(f"pipeline error: {res}")
-            out.append([Span(e.start, e.end, e.type) for e in res.entities])
-        return out
-
-    return predict
+    return predictor_of(pipe)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -34,16 +34,20 @@ REST_CHUNK = 32
 
 def pipeline_predictor(model_dir: Path, *, threads: int = 0) -> Predictor:
     """Predict with the core pipeline in process (``Pipeline.load(model_dir, Settings())``)."""
-    from ja_ner.errors import NerError
     from ja_ner.pipeline import Pipeline
     from ja_ner.settings import Settings
-    from ja_ner.types import Document
 
-    pipe = Pipeline.load(model_dir, Settings(threads=threads))
+    return predictor_of(Pipeline.load(model_dir, Settings(threads=threads)))
+
+
+def predictor_of(pipe: object) -> Predictor:
+    """Wrap a loaded ``ja_ner.pipeline.Pipeline``: texts in, entity spans out (a document error raises)."""
+    from ja_ner.errors import NerError
+    from ja_ner.types import Document
 
     def predict(texts: Sequence[str]) -> list[list[Span]]:
         out = []
-        for res in pipe.predict([Document(t) for t in texts]):
+        for res in pipe.predict([Document(t) for t in texts]):  # type: ignore[attr-defined]
             if isinstance(res, NerError):
                 raise RuntimeError(f"pipeline error: {res}")
             out.append([Span(e.start, e.end, e.type) for e in res.entities])
