@@ -44,6 +44,7 @@ class StageTimes:
 class _Prepared:
     doc: Document
     norm: NormalisedText
+    words: list[tuple[int, int]] | None  # morphological words, only for word-level aggregation
 
 
 class Pipeline:
@@ -122,7 +123,10 @@ class Pipeline:
             return InputTooLarge(f"text has {len(doc.text)} characters; the limit is {self.settings.max_chars}")
         if any("\ud800" <= ch <= "\udfff" for ch in doc.text):
             return InvalidInput("text contains a lone UTF-16 surrogate; send valid Unicode")
-        return _Prepared(doc, normalise.normalise(doc.text))
+        norm = normalise.normalise(doc.text)
+        # Split words once per document: a stream aggregates the same text once per window.
+        words = self.words(norm.text) if doc.options.aggregation is not Aggregation.SIMPLE else None
+        return _Prepared(doc, norm, words)
 
     def _segment(self, index: int, tokens: encode.TokenisedText, p: _Prepared) -> list[segment.Window]:
         return segment.segment(
@@ -161,9 +165,9 @@ class Pipeline:
     def _entities(self, p: _Prepared, tokens: encode.TokenisedText, probs: np.ndarray, part: slice) -> DocumentResult:
         indices = [i for i in range(len(tokens))[part] if tokens.offsets[i][0] < tokens.offsets[i][1]]
         offsets = [tokens.offsets[i] for i in indices]
-        strategy = p.doc.options.aggregation
-        words = self.words(p.norm.text) if strategy is not Aggregation.SIMPLE else None
-        spans = aggregate.aggregate(p.norm.text, offsets, probs[indices], self.codec, strategy, words)
+        spans = aggregate.aggregate(
+            p.norm.text, offsets, probs[indices], self.codec, p.doc.options.aggregation, p.words
+        )
         entities = []
         last_end = 0
         for span in spans:
