@@ -5,10 +5,15 @@ Policies, stated once:
 - ``simple``: each token is a unit. ``first``/``average``/``max``: each word from the
   morphological analyser is a unit whose probabilities are those of its first token, the mean
   over its tokens, or those of its most confident token. A token belongs to every word it overlaps.
-- Units are grouped by the label codec: IO joins consecutive units of one type (touching
-  entities of one type merge: an IO limit); BIO/BIOES start a new entity at B/S and after a type
-  change, so an I without a B starts an entity rather than being dropped.
-- The score of an entity is the mean, over its units, of the probability of the unit's label.
+- Units are grouped by the label codec. IO joins consecutive units of one type (touching
+  entities of one type merge: an IO limit; a type change is the only edge IO has). BIO/BIOES
+  run an entity from a B/S (or from an I without a B) through every following I/E, whatever
+  their types, until O, the next B/S or an E; the entity takes the type with the largest
+  probability summed over its units. A small model often wavers between types inside one
+  name (ミ|ャ|ンマー as PER, LOC, PER); voting keeps the name whole (+2 F1 points on dev).
+- The score of an entity is the mean, over its units, of the probability of its type
+  (B-, I-, E- and S- of that type together).
+- With words given and ``word_edges`` on, edges move onto word boundaries (see ``edges``).
 - Whitespace is trimmed from both edges; overlapping spans are clipped to the earlier one.
 """
 
@@ -18,8 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ja_ner import edges
 from ja_ner.labels import LabelCodec, Scheme
 from ja_ner.options import Aggregation
+from ja_ner.words import Word
 
 
 @dataclass(frozen=True)
@@ -34,23 +41,22 @@ class Span:
 
 @dataclass
 class _Open:
-    type: str
     start: int
     end: int
-    scores: list[float]
+    masses: list[np.ndarray]  # per unit: probability of each entity type
 
 
 def _units(
     offsets: list[tuple[int, int]],
     probs: np.ndarray,
     strategy: Aggregation,
-    words: list[tuple[int, int]] | None,
+    words: list[Word] | None,
 ) -> list[tuple[int, int, np.ndarray]]:
     if strategy is Aggregation.SIMPLE or words is None:
         return [(s, e, p) for (s, e), p in zip(offsets, probs, strict=True)]
     units = []
     k = 0
-    for ws, we in words:
+    for ws, we in ((w.start, w.end) for w in words):
         while k < len(offsets) and offsets[k][1] <= ws:
             k += 1
         members = []
@@ -72,30 +78,34 @@ def _units(
     return units
 
 
-def _group(units: list[tuple[int, int, np.ndarray]], codec: LabelCodec) -> list[_Open]:
-    entities: list[_Open] = []
+def _group(units: list[tuple[int, int, np.ndarray]], codec: LabelCodec) -> list[Span]:
+    mass_of = codec.type_matrix()  # [labels, types]: probs @ mass_of sums each type's labels
+    runs: list[tuple[str, _Open]] = []
     current: _Open | None = None
     for start, end, vec in units:
-        label = int(vec.argmax())
-        tag = codec.tags[label]
-        score = float(vec[label])
+        tag = codec.tags[int(vec.argmax())]
         if tag.position == "O":
             current = None
             continue
-        continues = (
-            current is not None
-            and current.type == tag.type
-            and (codec.scheme is Scheme.IO or tag.position in ("I", "E"))
-        )
+        if codec.scheme is Scheme.IO:
+            continues = current is not None and runs[-1][0] == tag.type
+        else:
+            continues = current is not None and tag.position in ("I", "E")
         if continues and current is not None:
             current.end = end
-            current.scores.append(score)
+            current.masses.append(vec @ mass_of)
         else:
-            current = _Open(tag.type, start, end, [score])
-            entities.append(current)
+            current = _Open(start, end, [vec @ mass_of])
+            runs.append((tag.type, current))
         if tag.position in ("E", "S"):
             current = None
-    return entities
+    return [_decide(run, codec) for _, run in runs]
+
+
+def _decide(run: _Open, codec: LabelCodec) -> Span:
+    total = np.sum(run.masses, axis=0)
+    best = int(total.argmax())
+    return Span(codec.types[best], run.start, run.end, float(total[best]) / len(run.masses))
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -106,13 +116,21 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _on_words(span: Span, words: list[Word], starts: list[int], drop_function: bool) -> Span:
+    start, end = edges.follow_words(span.start, span.end, words, starts, drop_function=drop_function)
+    return Span(span.type, start, end, span.score)
+
+
 def aggregate(
     text: str,
     offsets: list[tuple[int, int]],
     probs: np.ndarray,
     codec: LabelCodec,
     strategy: Aggregation,
-    words: list[tuple[int, int]] | None = None,
+    words: list[Word] | None = None,
+    *,
+    word_edges: bool = False,
+    keep_function_words: frozenset[str] = frozenset(),
 ) -> list[Span]:
     """Entities of one document, sorted by start and non-overlapping.
 
@@ -120,14 +138,20 @@ def aggregate(
         text: the normalised text the offsets index.
         offsets: [start, end) of each token, in order, empty spans already removed.
         probs: [tokens, labels] probabilities, rows aligned with ``offsets``.
-        words: word spans, required for ``first``/``average``/``max``.
+        words: the text's words; required for ``first``/``average``/``max`` and ``word_edges``.
+        word_edges: move entity edges onto word boundaries (``edges.follow_words``).
+        keep_function_words: entity types whose edge particles stay (titles).
     """
+    grouped = _group(_units(offsets, probs, strategy, words), codec)
+    if word_edges and words:
+        starts = [w.start for w in words]
+        grouped = [_on_words(g, words, starts, g.type not in keep_function_words) for g in grouped]
     spans: list[Span] = []
     last_end = 0
-    for ent in _group(_units(offsets, probs, strategy, words), codec):
-        start, end = _trim(text, max(ent.start, last_end), ent.end)
+    for g in grouped:
+        start, end = _trim(text, max(g.start, last_end), g.end)
         if start >= end:
             continue
-        spans.append(Span(ent.type, start, end, sum(ent.scores) / len(ent.scores)))
+        spans.append(Span(g.type, start, end, g.score))
         last_end = end
     return spans

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+
 from ja_ner.errors import InvalidInput
 
 _PREFIXED = re.compile(r"^([BIES])-(.+)$")
@@ -44,6 +46,15 @@ class LabelCodec:
     def types(self) -> tuple[str, ...]:
         """Entity types in first-seen order."""
         return tuple(dict.fromkeys(t.type for t in self.tags if t.type))
+
+    def type_matrix(self) -> np.ndarray:
+        """[labels, types] 0/1 matrix: ``probs @ m`` gives each entity type's total probability."""
+        types = self.types
+        m = np.zeros((len(self.tags), len(types)), dtype=np.float32)
+        for label, tag in enumerate(self.tags):
+            if tag.type:
+                m[label, types.index(tag.type)] = 1.0
+        return m
 
     @classmethod
     def from_id2label(cls, id2label: dict[int, str] | dict[str, str]) -> LabelCodec:

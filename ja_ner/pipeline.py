@@ -22,7 +22,7 @@ from ja_ner.labels import LabelCodec
 from ja_ner.options import Aggregation
 from ja_ner.settings import Settings
 from ja_ner.types import Document, DocumentResult, Entity, NormalisedText, Outcome, TokenInfo
-from ja_ner.words import WordSplitter
+from ja_ner.words import Word, WordSplitter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class StageTimes:
 class _Prepared:
     doc: Document
     norm: NormalisedText
-    words: list[tuple[int, int]] | None  # morphological words, only for word-level aggregation
+    words: list[Word] | None  # morphological words, for word-level aggregation and word edges
 
 
 class Pipeline:
@@ -125,7 +125,8 @@ class Pipeline:
             return InvalidInput("text contains a lone UTF-16 surrogate; send valid Unicode")
         norm = normalise.normalise(doc.text)
         # Split words once per document: a stream aggregates the same text once per window.
-        words = self.words(norm.text) if doc.options.aggregation is not Aggregation.SIMPLE else None
+        need_words = self.settings.word_edges or doc.options.aggregation is not Aggregation.SIMPLE
+        words = self.words(norm.text) if need_words else None
         return _Prepared(doc, norm, words)
 
     def _segment(self, index: int, tokens: encode.TokenisedText, p: _Prepared) -> list[segment.Window]:
@@ -166,7 +167,14 @@ class Pipeline:
         indices = [i for i in range(len(tokens))[part] if tokens.offsets[i][0] < tokens.offsets[i][1]]
         offsets = [tokens.offsets[i] for i in indices]
         spans = aggregate.aggregate(
-            p.norm.text, offsets, probs[indices], self.codec, p.doc.options.aggregation, p.words
+            p.norm.text,
+            offsets,
+            probs[indices],
+            self.codec,
+            p.doc.options.aggregation,
+            p.words,
+            word_edges=self.settings.word_edges,
+            keep_function_words=self.settings.function_word_types,
         )
         entities = []
         last_end = 0

@@ -8,6 +8,18 @@ from typing import Any
 from ja_ner.errors import InvalidInput
 
 
+def _as_bool(value: Any) -> bool:
+    """YAML gives real booleans; strings must say which (bool("false") would be True)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Limits and tuning of one pipeline instance.
@@ -24,6 +36,13 @@ class Settings:
     dtype: str = "float32"  # float32 | bfloat16 | float16 (half types on GPU or AMX CPUs)
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
     device: str = "cpu"  # "cpu" or "cuda:N"; adapters set it from their runtime
+    word_edges: bool = True  # entity edges follow the analyser's words (ja_ner.edges)
+    keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
+
+    @property
+    def function_word_types(self) -> frozenset[str]:
+        """``keep_function_words`` as a set of entity types."""
+        return frozenset(t.strip() for t in self.keep_function_words.split(",") if t.strip())
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any] | None) -> Settings:
@@ -40,7 +59,7 @@ class Settings:
         for key, value in raw.items():
             kind = type(getattr(cls(), key))
             try:
-                values[key] = kind(value)
+                values[key] = _as_bool(value) if kind is bool else kind(value)
             except (TypeError, ValueError):
                 raise InvalidInput(f"setting {key!r} must be {kind.__name__}, got {value!r}") from None
         settings = cls(**values)

@@ -1,28 +1,46 @@
-"""Word boundaries from a morphological analyser (fugashi + unidic-lite).
+"""Words from a morphological analyser (fugashi + unidic-lite).
 
-Japanese has no spaces, so the word-level aggregation strategies need a real analyser.
-fugashi wraps MeCab (C, fast) and unidic-lite is a pip-installable dictionary; both are pinned.
+Japanese has no spaces, so word-level aggregation and word-aware entity edges need a real
+analyser. fugashi wraps MeCab (C, fast) and unidic-lite is a pip-installable dictionary; both are pinned.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import fugashi
+
+# Particles (助詞) and auxiliary verbs (助動詞) written in hiragana: の, は, で, から, だ ...
+# A katakana or kanji word tagged so (ツ in ダンツ, 等) is more often part of a name.
+_FUNCTION_POS = frozenset({"助詞", "助動詞"})
+_HIRAGANA = re.compile(r"[\u3041-\u309f]+")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of a text: [start, end) in characters; ``function`` marks a hiragana particle/auxiliary."""
+
+    start: int
+    end: int
+    function: bool = False
 
 
 class WordSplitter:
-    """Callable returning [start, end) character spans of the words of a text, in order."""
+    """Callable returning the words of a text, in order."""
 
     def __init__(self) -> None:
         self._tagger = fugashi.Tagger()  # finds the unidic-lite dictionary on its own
 
-    def __call__(self, text: str) -> list[tuple[int, int]]:
-        spans: list[tuple[int, int]] = []
+    def __call__(self, text: str) -> list[Word]:
+        words: list[Word] = []
         cursor = 0
-        for word in self._tagger(text):
-            surface = word.surface
+        for token in self._tagger(text):
+            surface = token.surface
             start = text.find(surface, cursor) if surface else -1
             if start < 0:
                 continue  # MeCab rewrote the surface (should not happen after normalisation)
             cursor = start + len(surface)
-            spans.append((start, cursor))
-        return spans
+            function = token.feature.pos1 in _FUNCTION_POS and _HIRAGANA.fullmatch(surface) is not None
+            words.append(Word(start, cursor, function))
+        return words

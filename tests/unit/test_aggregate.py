@@ -22,13 +22,16 @@ def _probs(labels: list[str], per_token: list[str], confidence: float = 0.9) -> 
     return probs
 
 
-def _run(tokenizer, text, labels, per_token, strategy=Aggregation.SIMPLE, words=None):
+def _run(
+    tokenizer, text, labels, per_token, strategy=Aggregation.SIMPLE, words=None, word_edges=False, keep=frozenset()
+):
     tokens = encode([text], tokenizer)[0]
     kept = [i for i, (s, e) in enumerate(tokens.offsets) if s < e]  # as the pipeline does
     offsets = [tokens.offsets[i] for i in kept]
     assert len(offsets) == len(per_token), [tokenizer.convert_ids_to_tokens(tokens.input_ids[i]) for i in kept]
     codec = LabelCodec.from_id2label(dict(enumerate(labels)))
-    spans = aggregate(text, offsets, _probs(labels, per_token), codec, strategy, words)
+    probs = _probs(labels, per_token)
+    spans = aggregate(text, offsets, probs, codec, strategy, words, word_edges=word_edges, keep_function_words=keep)
     return [(s.type, text[s.start : s.end], s.start, s.end) for s in spans]
 
 
@@ -60,9 +63,30 @@ def test_bio_inside_without_begin_starts_an_entity(xlmr_tokenizer):
     assert _run(xlmr_tokenizer, "田中鈴木", BIO, ["O", "O", "I-PER", "I-PER"]) == [("PER", "鈴木", 2, 4)]
 
 
-def test_bio_type_change_splits(xlmr_tokenizer):
-    tags = ["B-LOC", "I-LOC", "I-PER", "I-PER"]
+def test_bio_type_change_without_begin_keeps_one_entity_of_the_majority_type(xlmr_tokenizer):
+    tags = ["B-LOC", "I-LOC", "I-LOC", "I-PER"]
+    assert _run(xlmr_tokenizer, "田中鈴木", BIO, tags) == [("LOC", "田中鈴木", 0, 4)]
+    tags = ["B-LOC", "I-PER", "I-PER", "I-PER"]
+    assert _run(xlmr_tokenizer, "田中鈴木", BIO, tags) == [("PER", "田中鈴木", 0, 4)]
+
+
+def test_bio_begin_of_another_type_starts_a_new_entity(xlmr_tokenizer):
+    tags = ["B-LOC", "I-LOC", "B-PER", "I-PER"]
     assert _run(xlmr_tokenizer, "田中鈴木", BIO, tags) == [("LOC", "田中", 0, 2), ("PER", "鈴木", 2, 4)]
+
+
+def test_io_type_change_splits(xlmr_tokenizer):
+    tags = ["LOC", "LOC", "PER", "PER"]
+    assert _run(xlmr_tokenizer, "田中鈴木", IO, tags) == [("LOC", "田中", 0, 2), ("PER", "鈴木", 2, 4)]
+
+
+def test_bio_score_sums_begin_and_inside_of_the_type(xlmr_tokenizer):
+    tokens = encode(["東京"], xlmr_tokenizer)[0]
+    codec = LabelCodec.from_id2label(dict(enumerate(BIO)))
+    probs = np.array([[0.1, 0.0, 0.0, 0.5, 0.4, 0.0, 0.0]], dtype=np.float32)  # B-LOC 0.5 + I-LOC 0.4
+    spans = aggregate("東京", [tokens.offsets[1]], probs, codec, Aggregation.SIMPLE)
+    assert [(s.type, s.start, s.end) for s in spans] == [("LOC", 0, 2)]
+    assert spans[0].score == pytest.approx(0.9)
 
 
 def test_entities_at_the_very_start_and_end(xlmr_tokenizer):
@@ -102,7 +126,7 @@ def test_whitespace_is_trimmed_from_span_edges():
 def test_word_strategies_use_morphological_words(xlmr_tokenizer, strategy, expected):
     text = "山田太郎は東京に住む"
     words = WordSplitter()(text)
-    assert words[:2] == [(0, 2), (2, 4)]  # 山田 / 太郎 from MeCab, not from spaces
+    assert [(w.start, w.end) for w in words[:2]] == [(0, 2), (2, 4)]  # 山田 / 太郎 from MeCab, not from spaces
     # 山 田 太郎 は 東京 に 住 む : the token 田 is unsure; the words decide
     tags = ["PER", "O", "PER", "O", "O", "O", "O", "O"]
     got = _run(xlmr_tokenizer, text, IO, tags, strategy, words)
@@ -116,3 +140,22 @@ def test_word_strategies_use_morphological_words(xlmr_tokenizer, strategy, expec
 def test_simple_strategy_splits_on_the_unsure_token(xlmr_tokenizer):
     tags = ["PER", "O", "PER", "O", "O", "O", "O", "O"]
     assert _run(xlmr_tokenizer, "山田太郎は東京に住む", IO, tags) == [("PER", "山", 0, 1), ("PER", "太郎", 2, 4)]
+
+
+def test_word_edges_drop_a_trailing_particle_and_complete_a_cut_word(xlmr_tokenizer):
+    text = "日本の三井物産に入った"
+    words = WordSplitter()(text)
+    # 日本の 三 井 物 産 に入った : one piece holds 日本 and its particle; the word 物産 is cut after 物
+    tags = ["LOC", "ORG", "ORG", "ORG", "O", "O"]
+    assert _run(xlmr_tokenizer, text, IO, tags) == [("LOC", "日本の", 0, 3), ("ORG", "三井物", 3, 6)]
+    edged = _run(xlmr_tokenizer, text, IO, tags, words=words, word_edges=True)
+    assert edged == [("LOC", "日本", 0, 2), ("ORG", "三井物産", 3, 7)]
+
+
+def test_word_edges_keep_particles_of_the_listed_types(xlmr_tokenizer):
+    text = "日本の三井物産に入った"
+    tags = ["PRD", "O", "O", "O", "O", "O"]
+    words = WordSplitter()(text)
+    kept = _run(xlmr_tokenizer, text, IO, tags, words=words, word_edges=True, keep=frozenset({"PRD"}))
+    assert kept == [("PRD", "日本の", 0, 3)]
+    assert _run(xlmr_tokenizer, text, IO, tags, words=words, word_edges=True) == [("PRD", "日本", 0, 2)]

@@ -1,0 +1,60 @@
+"""The training loop end to end on a tiny random encoder: it selects epochs by the served score."""
+
+import json
+
+import torch
+from transformers import AutoModelForTokenClassification, BertConfig, BertModel
+
+from tests.tiny_model import real_tokenizer
+from training.align import LABELS
+from training.data import load_jsonl
+from training.evaluate import evaluate, pipeline_predictor
+from training.train import Recipe, train
+
+SENTENCES = [
+    ("鈴木は熊本県に住む", [("鈴木", 0, "人名"), ("熊本県", 3, "地名")]),
+    ("田中は大阪府で働く", [("田中", 0, "人名"), ("大阪府", 3, "地名")]),
+    ("トヨタ自動車の本社は愛知県にある", [("トヨタ自動車", 0, "法人名"), ("愛知県", 10, "地名")]),
+]
+
+
+def _write_split(path):
+    with path.open("w", encoding="utf-8") as fh:
+        for i, (text, ents) in enumerate(SENTENCES * 3):
+            entities = [{"name": n, "span": [s, s + len(n)], "type": t} for n, s, t in ents]
+            fh.write(json.dumps({"curid": str(i), "text": text, "entities": entities}, ensure_ascii=False) + "\n")
+    return path
+
+
+def _tiny_base(out):
+    torch.manual_seed(0)
+    tokenizer = real_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
+    split = _write_split(tmp_path / "split.jsonl")
+    out = tmp_path / "model"
+    summary = train(_tiny_base(tmp_path / "base"), out, Recipe(epochs=2, batch_size=4, threads=1), split, split)
+
+    model = AutoModelForTokenClassification.from_pretrained(out)
+    assert [model.config.id2label[i] for i in range(len(LABELS))] == list(LABELS)
+    assert next(model.parameters()).dtype == torch.float32  # stored fp16, read back as fp32
+    # the recorded score is the served pipeline's score of the very folder written
+    served, _, _ = evaluate(load_jsonl(split), pipeline_predictor(out, threads=1))
+    assert summary["best_dev_micro_f1"] == round(served.micro.f1, 4)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    assert all("dev_raw_argmax_f1" in h for h in summary["history"])
+    assert json.loads((out / "training_summary.json").read_text())["best_epoch"] == summary["best_epoch"]
+    assert not list(tmp_path.glob(".model.last-epoch"))  # the per-epoch scratch folder is removed
