@@ -14,6 +14,7 @@ Policies, stated once:
 - The score of an entity is the mean, over its units, of the probability of its type
   (B-, I-, E- and S- of that type together).
 - With words given and ``word_edges`` on, edges move onto word boundaries (see ``edges``).
+- Entities scoring below ``min_score`` are dropped (the default model calibrates one on dev).
 - Whitespace is trimmed from both edges; overlapping spans are clipped to the earlier one.
 """
 
@@ -131,6 +132,7 @@ def aggregate(
     *,
     word_edges: bool = False,
     keep_function_words: frozenset[str] = frozenset(),
+    min_score: float = 0.0,
 ) -> list[Span]:
     """Entities of one document, sorted by start and non-overlapping.
 
@@ -141,8 +143,9 @@ def aggregate(
         words: the text's words; required for ``first``/``average``/``max`` and ``word_edges``.
         word_edges: move entity edges onto word boundaries (``edges.follow_words``).
         keep_function_words: entity types whose edge particles stay (titles).
+        min_score: entities scoring below are dropped (before they can clip a neighbour).
     """
-    grouped = _group(_units(offsets, probs, strategy, words), codec)
+    grouped = [g for g in _group(_units(offsets, probs, strategy, words), codec) if g.score >= min_score]
     if word_edges and words:
         starts = [w.start for w in words]
         grouped = [_on_words(g, words, starts, g.type not in keep_function_words) for g in grouped]

@@ -32,6 +32,7 @@ class RequestOptions:
     aggregation: Aggregation = Aggregation.SIMPLE
     offsets: OffsetUnit = OffsetUnit.CODEPOINT
     include_tokens: bool = False
+    min_score: float | None = None  # drop entities scoring below; None: the service's default
 
 
 def _enum_value(enum: type[Enum], key: str, value: Any) -> Any:
@@ -52,7 +53,7 @@ def parse_options(raw: Any) -> RequestOptions:
         return RequestOptions()
     if not isinstance(raw, dict):
         raise InvalidInput(f"'options' must be a JSON object, got {type(raw).__name__}")
-    known = {"aggregation", "offsets", "include_tokens"}
+    known = {"aggregation", "offsets", "include_tokens", "min_score"}
     unknown = sorted(str(k) for k in raw if k not in known)
     if unknown:
         raise InvalidInput(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -63,4 +64,13 @@ def parse_options(raw: Any) -> RequestOptions:
         aggregation=_enum_value(Aggregation, "aggregation", raw.get("aggregation", "simple")),
         offsets=_enum_value(OffsetUnit, "offsets", raw.get("offsets", "codepoint")),
         include_tokens=include_tokens,
+        min_score=_min_score(raw.get("min_score")),
     )
+
+
+def _min_score(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise InvalidInput(f"option 'min_score' must be a number from 0 to 1, got {value!r}")
+    return float(value)

@@ -62,6 +62,9 @@ class Pipeline:
             self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
         )
         self.words = WordSplitter()
+        # A model folder may carry its own calibrated threshold (config.json "ner_min_score").
+        calibrated = float(getattr(self.forward.model.config, "ner_min_score", 0.0) or 0.0)
+        self.min_score = settings.min_score if settings.min_score >= 0 else calibrated
         model_max = getattr(self.forward.model.config, "max_position_embeddings", 512) - 2
         self.window_tokens = min(settings.max_tokens, model_max) - 2
 
@@ -175,6 +178,7 @@ class Pipeline:
             p.words,
             word_edges=self.settings.word_edges,
             keep_function_words=self.settings.function_word_types,
+            min_score=self.min_score if p.doc.options.min_score is None else p.doc.options.min_score,
         )
         entities = []
         last_end = 0

@@ -38,6 +38,7 @@ class Settings:
     device: str = "cpu"  # "cpu" or "cuda:N"; adapters set it from their runtime
     word_edges: bool = True  # entity edges follow the analyser's words (ja_ner.edges)
     keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
+    min_score: float = -1.0  # drop entities scoring below; < 0: the model's calibrated value (ner_min_score)
 
     @property
     def function_word_types(self) -> frozenset[str]:

@@ -156,6 +156,13 @@ CASES: list[Case] = [
         error=(400, INVALID, "'aggregation' must be one of"),
     ),
     Case(
+        "min-score-out-of-range",
+        _j({"text": GOOD_TEXT, "options": {"min_score": 2}}),
+        JSON,
+        {"data": GOOD_TEXT.encode(), "options": b'{"min_score": 2}'},
+        error=(400, INVALID, "'min_score' must be a number from 0 to 1"),
+    ),
+    Case(
         "options-not-json",
         None,
         None,

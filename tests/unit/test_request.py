@@ -41,6 +41,13 @@ def test_options_in_json_and_in_a_separate_grpc_key():
     assert parsed.documents[0].options.include_tokens is True
 
 
+@pytest.mark.parametrize(("raw", "expected"), [(None, None), (0, 0.0), (0.75, 0.75), (1, 1.0)])
+def test_min_score_option(raw, expected):
+    options = {} if raw is None else {"min_score": raw}
+    parsed = parse_request({"body": {"text": "a", "options": options}}, max_texts=4)
+    assert parsed.documents[0].options.min_score == expected
+
+
 @pytest.mark.parametrize(
     ("payload", "needle"),
     [
@@ -56,6 +63,10 @@ def test_options_in_json_and_in_a_separate_grpc_key():
         ({"body": {"text": "a", "options": {"aggregation": "mean"}}}, "'aggregation' must be one of"),
         ({"body": {"text": "a", "options": []}}, "'options' must be a JSON object"),
         ({"body": {"text": "a", "options": {"include_tokens": "yes"}}}, "include_tokens"),
+        ({"body": {"text": "a", "options": {"min_score": "high"}}}, "'min_score' must be a number from 0 to 1"),
+        ({"body": {"text": "a", "options": {"min_score": 1.5}}}, "'min_score' must be a number from 0 to 1"),
+        ({"body": {"text": "a", "options": {"min_score": -0.1}}}, "'min_score' must be a number from 0 to 1"),
+        ({"body": {"text": "a", "options": {"min_score": True}}}, "'min_score' must be a number from 0 to 1"),
     ],
 )
 def test_rejected_payloads_name_the_problem(payload, needle):

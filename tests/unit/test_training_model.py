@@ -77,3 +77,24 @@ def test_widget_sentences_through_core_pipeline():
         found = {(e.text, e.type) for e in result.entities}
         assert all(text[e.start : e.end] == e.text for e in result.entities)
         assert WIDGET[text] <= found, found
+
+
+def test_calibrated_threshold_travels_with_the_model_and_a_request_can_override_it():
+    from ja_ner.options import RequestOptions
+    from ja_ner.pipeline import Pipeline
+    from ja_ner.settings import Settings
+    from ja_ner.types import Document
+
+    calibrated = json.loads((MODEL_DIR / "config.json").read_text())["ner_min_score"]
+    assert 0.0 < calibrated < 1.0
+    pipe = Pipeline.load(MODEL_DIR, Settings())
+    assert pipe.min_score == calibrated
+    assert Pipeline.load(MODEL_DIR, Settings(min_score=0.25)).min_score == 0.25  # the service may set its own
+    text = "鈴木は4月の陽気の良い日に、鈴をつけて熊本県の阿蘇山に登った。中国では、中国共産党による一党統治が続く"
+    by_threshold = {
+        t: pipe.predict([Document(text, RequestOptions(min_score=t))])[0].entities for t in (0.0, calibrated, 1.0)
+    }
+    assert by_threshold[1.0] == ()
+    assert set(by_threshold[calibrated]) <= set(by_threshold[0.0])
+    assert all(e.score >= calibrated for e in by_threshold[calibrated])
+    assert set(pipe.predict([Document(text)])[0].entities) == set(by_threshold[calibrated])
