@@ -4,11 +4,14 @@ Scores are exact (start, end, type) matches on character spans, micro-averaged a
 ``training.metrics`` (no seqeval). Engines:
 
 - ``pipeline`` (default): ``ja_ner.pipeline.Pipeline`` in process, as the handler runs it;
-- ``inprocess``: the training loop's own decoding (argmax, lenient IOB2), independent of the core;
+- ``inprocess``: the training loop's raw decoding (argmax, lenient IOB2, no type voting, no word edges,
+  no score threshold), independent of the core: the pipeline's score minus this one is what serving-side
+  decoding adds;
 - ``--url http://127.0.0.1:8080``: POST /predictions/ja_ner with ``{"texts": [...]}`` in chunks.
 
 ``--compare`` runs the pipeline AND the URL (or the in-process decoder when no URL is given) and counts
-the sentences whose entity sets differ: the two modes must agree.
+the sentences whose entity sets differ: pipeline and server must agree (exit status 1 otherwise); the
+raw decoder differs by design.
 
 Usage: ``python -m training.evaluate [--model models/ja-ner-small] [--url URL] [--compare] [--json out]``
 """

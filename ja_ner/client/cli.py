@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
     parser.add_argument("--aggregation", choices=["simple", "first", "average", "max"], help="entity grouping")
     parser.add_argument("--offsets", choices=["codepoint", "utf16"], help="unit of start/end")
+    parser.add_argument("--min-score", type=float, help="drop entities scoring below (0-1; default: the model's)")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON (one line per stream message)")
     parser.add_argument("--timing", action="store_true", help="log first-message and total latency to stderr")
     parser.add_argument("--verbose", "-v", action="store_true", help="log diagnostics to stderr")
@@ -111,7 +112,8 @@ def _as_json(prediction: Prediction) -> str:
 
 
 def _run(client: NerClient, text: str, args: argparse.Namespace, out: TextIO) -> None:
-    options = {k: v for k, v in (("aggregation", args.aggregation), ("offsets", args.offsets)) if v}
+    chosen = (("aggregation", args.aggregation), ("offsets", args.offsets), ("min_score", args.min_score))
+    options = {k: v for k, v in chosen if v is not None}
     started = time.perf_counter()
     if not args.stream:
         prediction = client.predict(text, **options)

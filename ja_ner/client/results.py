@@ -54,7 +54,7 @@ class Prediction:
 
 class NerClient(ABC):
     """What every transport offers. Options are the request options of the wire format
-    (``aggregation``, ``offsets``, ``include_tokens``), passed through unchanged."""
+    (``aggregation``, ``offsets``, ``include_tokens``, ``min_score``), passed through unchanged."""
 
     @abstractmethod
     def predict(self, text: str, **options: Any) -> Prediction:

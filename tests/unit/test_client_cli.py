@@ -74,12 +74,12 @@ def test_table_has_header_and_aligned_rows(fake):
 
 
 def test_json_output_and_options_are_passed(fake):
-    code, out = run(["--json", "--aggregation", "max", "--offsets", "utf16", TEXT])
+    code, out = run(["--json", "--aggregation", "max", "--offsets", "utf16", "--min-score", "0.5", TEXT])
     assert code == 0
     body = json.loads(out)
     assert body["entities"][1] == {"type": "LOC", "text": "熊本県", "start": 3, "end": 6, "score": 0.912}
     assert "partial" not in body
-    assert fake.calls == [("predict", TEXT, {"aggregation": "max", "offsets": "utf16"})]
+    assert fake.calls == [("predict", TEXT, {"aggregation": "max", "offsets": "utf16", "min_score": 0.5})]
 
 
 def test_text_from_file_and_stdin(fake, tmp_path):
