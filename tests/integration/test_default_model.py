@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
@@ -32,3 +34,23 @@ def test_widget_sentence_political_organisation(ask):
     entities = ask("中国では、中国共産党による一党統治が続く")
     assert ("ORG-P", "中国共産党", 5, 10) in entities
     assert ("LOC", "中国", 0, 2) in entities
+
+
+def test_particles_stay_out_of_entities_and_min_score_is_per_request(torchserve):
+    url = f"{torchserve.rest_url}/predictions/{torchserve.model_name}"
+    text = "日本の首都は東京で、福岡ソフトバンクホークスの本拠地は福岡市にある。"
+
+    def entities(**options):
+        body = {"text": text, "options": options}
+        reply = requests.post(url, json=body)
+        assert reply.status_code == 200, reply.text
+        return {(e["type"], e["text"], e["score"]) for e in reply.json()["entities"]}
+
+    calibrated = json.loads((DEFAULT_MODEL / "config.json").read_text())["ner_min_score"]
+    served = entities()
+    assert {(t, s) for t, s, _ in served} >= {("LOC", "日本"), ("LOC", "東京"), ("LOC", "福岡市")}
+    assert not any(s.endswith(("の", "は", "で")) for _, s, _ in served)
+    assert all(score >= calibrated for *_, score in served)
+    everything = entities(min_score=0)
+    assert served <= everything
+    assert entities(min_score=1) == set()
