@@ -298,7 +298,10 @@ def test_killed_worker_is_restarted_and_only_in_flight_requests_fail(faults: Fau
     assert new_pid != old_pid
     assert first_ok_after - t_kill < RECOVERY_BOUND_S, figures
     assert len(failures) <= in_flight, figures  # queued requests wait for the new worker
-    assert all(f.start < t_kill for f in failures), figures  # only requests sent before the kill
+    # Only requests the dead worker held: sent before TorchServe noticed the death (the first failure's
+    # answer). One sent a few ms after SIGKILL may still reach the dead worker (seen under CPU load).
+    noticed = min((f.end for f in failures), default=t_kill)
+    assert all(f.start <= max(noticed, t_kill) for f in failures), figures
     assert any(o.ok and o.start > t_ready for o in outcomes), figures
 
 
