@@ -50,13 +50,17 @@ def sweep(examples: Sequence[Example], predicted: list[list[tuple[Span, float]]]
 
 
 def choose(rows: list[dict]) -> dict:
-    """The row with the best F1 averaged with its grid neighbours (ties: the lower threshold)."""
+    """The interior row whose F1, averaged with its two grid neighbours, is best (ties: the lower threshold).
+
+    Edge rows are never chosen: their shorter window would favour them.
+    """
 
     def smoothed(i: int) -> float:
-        window = rows[max(0, i - 1) : i + 2]
-        return sum(r["f1"] for r in window) / len(window)
+        return sum(r["f1"] for r in rows[i - 1 : i + 2]) / 3
 
-    best = max(range(len(rows)), key=lambda i: (round(smoothed(i), 6), -i))
+    if len(rows) < 3:
+        return max(rows, key=lambda r: r["f1"])
+    best = max(range(1, len(rows) - 1), key=lambda i: (round(smoothed(i), 6), -i))
     return rows[best]
 
 

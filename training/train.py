@@ -155,7 +155,11 @@ def lr_lambda(total: int, warmup: int):
     return f
 
 
-def train(base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Path) -> dict:
+def train(
+    base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Path, *, keep_epochs: bool = False
+) -> dict:
+    """Fine-tune ``base`` into ``out`` (the best epoch); ``keep_epochs`` also keeps every epoch as
+    ``<out>-epochN/`` (for ``training.average``)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     torch.set_num_threads(recipe.threads)
@@ -253,6 +257,8 @@ def train(base: Path, out: Path, recipe: Recipe, train_path: Path, dev_path: Pat
         if scores.micro.f1 > best_f1:
             best_f1, best_epoch = scores.micro.f1, epoch
             shutil.copytree(scratch, out, dirs_exist_ok=True)
+        if keep_epochs:
+            shutil.copytree(scratch, out.parent / f"{out.name}-epoch{epoch}", dirs_exist_ok=True)
         summary = _summary(base, recipe, len(data), len(dev_ex), best_epoch, best_f1, t0, history)
         (out / "training_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     shutil.rmtree(scratch, ignore_errors=True)
@@ -283,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("models/ja-ner-small"))
     parser.add_argument("--train", type=Path, default=DATA_DIR / "train.jsonl")
     parser.add_argument("--dev", type=Path, default=DATA_DIR / "dev.jsonl")
+    parser.add_argument("--keep-epochs", action="store_true", help="also keep every epoch as <out>-epochN/")
     defaults = Recipe()
     for field, value in asdict(defaults).items():
         kind = type(value)
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     recipe = Recipe(**{f: getattr(args, f) for f in asdict(defaults)})
-    train(args.base, args.out, recipe, args.train, args.dev)
+    train(args.base, args.out, recipe, args.train, args.dev, keep_epochs=args.keep_epochs)
     return 0
 
 

@@ -21,3 +21,8 @@ def test_choice_prefers_a_plateau_to_a_spike():
     f1s = [0.70, 0.71, 0.90, 0.60, 0.80, 0.82, 0.81, 0.80]
     rows = [{"threshold": i / 10, "f1": f} for i, f in enumerate(f1s)]
     assert choose(rows)["threshold"] == 0.5
+
+
+def test_choice_never_takes_an_edge_of_the_grid():
+    rows = [{"threshold": i / 10, "f1": f} for i, f in enumerate([0.80, 0.81, 0.82, 0.84, 0.90])]
+    assert choose(rows)["threshold"] == 0.3

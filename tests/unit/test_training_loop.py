@@ -46,7 +46,8 @@ def _tiny_base(out):
 def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
     split = _write_split(tmp_path / "split.jsonl")
     out = tmp_path / "model"
-    summary = train(_tiny_base(tmp_path / "base"), out, Recipe(epochs=2, batch_size=4, threads=1), split, split)
+    recipe = Recipe(epochs=2, batch_size=4, threads=1)
+    summary = train(_tiny_base(tmp_path / "base"), out, recipe, split, split, keep_epochs=True)
 
     model = AutoModelForTokenClassification.from_pretrained(out)
     assert [model.config.id2label[i] for i in range(len(LABELS))] == list(LABELS)
@@ -58,3 +59,19 @@ def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
     assert all("dev_raw_argmax_f1" in h for h in summary["history"])
     assert json.loads((out / "training_summary.json").read_text())["best_epoch"] == summary["best_epoch"]
     assert not list(tmp_path.glob(".model.last-epoch"))  # the per-epoch scratch folder is removed
+    assert sorted(p.name for p in tmp_path.glob("model-epoch*")) == ["model-epoch1", "model-epoch2"]
+
+
+def test_average_of_checkpoints_is_their_elementwise_mean(tmp_path):
+    from training.average import average
+
+    base = _tiny_base(tmp_path / "base")
+    split = _write_split(tmp_path / "split.jsonl")
+    recipe = Recipe(epochs=2, batch_size=4, threads=1, lr=1e-3)
+    train(base, tmp_path / "m", recipe, split, split, keep_epochs=True)
+    a, b = (tmp_path / f"m-epoch{i}" for i in (1, 2))
+    average([a, b], tmp_path / "avg")
+    load = AutoModelForTokenClassification.from_pretrained
+    wa, wb, wm = (load(d).classifier.weight for d in (a, b, tmp_path / "avg"))
+    assert not torch.equal(wa, wb)
+    assert torch.allclose(wm, ((wa + wb) / 2).half().float(), atol=1e-3)
