@@ -10,6 +10,7 @@ Usage: ``python -m training.average --out build/ja-ner-avg build/ja-ner-stage3 b
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from training.train import save_fp16
@@ -30,6 +31,9 @@ def average(model_dirs: list[Path], out: Path) -> None:
     mean = {k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]}
     first.load_state_dict(mean)
     save_fp16(first, model_dirs[0], out)
+    summary = {"final_model": f"uniform average of the weights of {len(model_dirs)} checkpoints (training.average)"}
+    summary["checkpoints"] = [str(d) for d in model_dirs]
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
