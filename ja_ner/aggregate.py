@@ -80,7 +80,7 @@ def _units(
 
 
 def _group(units: list[tuple[int, int, np.ndarray]], codec: LabelCodec) -> list[Span]:
-    mass_of = codec.type_matrix()  # [labels, types]: probs @ mass_of sums each type's labels
+    mass_of = codec.type_matrix  # [labels, types]: probs @ mass_of sums each type's labels
     runs: list[tuple[str, _Open]] = []
     current: _Open | None = None
     for start, end, vec in units:

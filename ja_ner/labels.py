@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class LabelCodec:
         """Entity types in first-seen order."""
         return tuple(dict.fromkeys(t.type for t in self.tags if t.type))
 
+    @cached_property
     def type_matrix(self) -> np.ndarray:
         """[labels, types] 0/1 matrix: ``probs @ m`` gives each entity type's total probability."""
         types = self.types

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import semantra_multilingual
 import torch
-from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification, XLMRobertaTokenizerFast
+from transformers import (
+    BertConfig,
+    BertModel,
+    XLMRobertaConfig,
+    XLMRobertaForTokenClassification,
+    XLMRobertaTokenizerFast,
+)
 
 IO_LABELS = ("O", "PER", "ORG", "ORG-P", "ORG-O", "LOC", "INS", "PRD", "EVT")
 
@@ -41,5 +47,23 @@ def build_tiny_model(out_dir: Path, labels: tuple[str, ...] = IO_LABELS, seed: i
     model = XLMRobertaForTokenClassification(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_encoder(out_dir: Path, seed: int = 0) -> Path:
+    """A 1-layer, 16-wide headless ``BertModel`` with the real tokenizer: a stand-in training base."""
+    torch.manual_seed(seed)
+    tokenizer = real_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertModel(config).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir

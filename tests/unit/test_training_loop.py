@@ -3,9 +3,9 @@
 import json
 
 import torch
-from transformers import AutoModelForTokenClassification, BertConfig, BertModel
+from transformers import AutoModelForTokenClassification
 
-from tests.tiny_model import real_tokenizer
+from tests.tiny_model import build_tiny_encoder
 from training.align import LABELS
 from training.data import load_jsonl
 from training.evaluate import evaluate, pipeline_predictor
@@ -26,28 +26,11 @@ def _write_split(path):
     return path
 
 
-def _tiny_base(out):
-    torch.manual_seed(0)
-    tokenizer = real_tokenizer()
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=514,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
 def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
     split = _write_split(tmp_path / "split.jsonl")
     out = tmp_path / "model"
     recipe = Recipe(epochs=2, batch_size=4, threads=1)
-    summary = train(_tiny_base(tmp_path / "base"), out, recipe, split, split, keep_epochs=True)
+    summary = train(build_tiny_encoder(tmp_path / "base"), out, recipe, split, split, keep_epochs=True)
 
     model = AutoModelForTokenClassification.from_pretrained(out)
     assert [model.config.id2label[i] for i in range(len(LABELS))] == list(LABELS)
@@ -65,7 +48,7 @@ def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
 def test_average_of_checkpoints_is_their_elementwise_mean(tmp_path):
     from training.average import average
 
-    base = _tiny_base(tmp_path / "base")
+    base = build_tiny_encoder(tmp_path / "base")
     split = _write_split(tmp_path / "split.jsonl")
     recipe = Recipe(epochs=2, batch_size=4, threads=1, lr=1e-3)
     train(base, tmp_path / "m", recipe, split, split, keep_epochs=True)
