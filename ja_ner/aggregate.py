@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ja_ner import edges
-from ja_ner.labels import LabelCodec, Scheme
+from ja_ner.labels import LabelCodec, Scheme, Tag
 from ja_ner.options import Aggregation
-from ja_ner.words import Word
+from ja_ner.words import Words
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Span:
 
 @dataclass
 class _Open:
+    tag_type: str  # the type of the argmax tag that opened the run (IO continues on it)
     start: int
     end: int
     masses: list[np.ndarray]  # per unit: probability of each entity type
@@ -51,13 +52,14 @@ def _units(
     offsets: list[tuple[int, int]],
     probs: np.ndarray,
     strategy: Aggregation,
-    words: list[Word] | None,
+    words: Words | None,
 ) -> list[tuple[int, int, np.ndarray]]:
     if strategy is Aggregation.SIMPLE or words is None:
         return [(s, e, p) for (s, e), p in zip(offsets, probs, strict=True)]
     units = []
     k = 0
-    for ws, we in ((w.start, w.end) for w in words):
+    for word in words:
+        ws, we = word.start, word.end
         while k < len(offsets) and offsets[k][1] <= ws:
             k += 1
         members = []
@@ -81,26 +83,29 @@ def _units(
 
 def _group(units: list[tuple[int, int, np.ndarray]], codec: LabelCodec) -> list[Span]:
     mass_of = codec.type_matrix  # [labels, types]: probs @ mass_of sums each type's labels
-    runs: list[tuple[str, _Open]] = []
+    runs: list[_Open] = []
     current: _Open | None = None
     for start, end, vec in units:
         tag = codec.tags[int(vec.argmax())]
         if tag.position == "O":
             current = None
             continue
-        if codec.scheme is Scheme.IO:
-            continues = current is not None and runs[-1][0] == tag.type
-        else:
-            continues = current is not None and tag.position in ("I", "E")
-        if continues and current is not None:
+        if current is not None and _continues(current, tag, codec.scheme):
             current.end = end
             current.masses.append(vec @ mass_of)
         else:
-            current = _Open(start, end, [vec @ mass_of])
-            runs.append((tag.type, current))
+            current = _Open(tag.type, start, end, [vec @ mass_of])
+            runs.append(current)
         if tag.position in ("E", "S"):
             current = None
-    return [_decide(run, codec) for _, run in runs]
+    return [_decide(run, codec) for run in runs]
+
+
+def _continues(run: _Open, tag: Tag, scheme: Scheme) -> bool:
+    # IO has no B: a type change is its only edge. BIO/BIOES: any I/E continues, its type is voted on.
+    if scheme is Scheme.IO:
+        return run.tag_type == tag.type
+    return tag.position in ("I", "E")
 
 
 def _decide(run: _Open, codec: LabelCodec) -> Span:
@@ -117,8 +122,8 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _on_words(span: Span, words: list[Word], starts: list[int], drop_function: bool) -> Span:
-    start, end = edges.follow_words(span.start, span.end, words, starts, drop_function=drop_function)
+def _on_words(span: Span, words: Words, drop_function: bool) -> Span:
+    start, end = edges.follow_words(span.start, span.end, words, drop_function=drop_function)
     return Span(span.type, start, end, span.score)
 
 
@@ -128,7 +133,7 @@ def aggregate(
     probs: np.ndarray,
     codec: LabelCodec,
     strategy: Aggregation,
-    words: list[Word] | None = None,
+    words: Words | None = None,
     *,
     word_edges: bool = False,
     keep_function_words: frozenset[str] = frozenset(),
@@ -147,8 +152,7 @@ def aggregate(
     """
     grouped = [g for g in _group(_units(offsets, probs, strategy, words), codec) if g.score >= min_score]
     if word_edges and words:
-        starts = [w.start for w in words]
-        grouped = [_on_words(g, words, starts, g.type not in keep_function_words) for g in grouped]
+        grouped = [_on_words(g, words, g.type not in keep_function_words) for g in grouped]
     spans: list[Span] = []
     last_end = 0
     for g in grouped:

@@ -14,41 +14,29 @@ caller decides per entity type whether to drop them.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
-
-from ja_ner.words import Word
+from ja_ner.words import Words
 
 
-def follow_words(
-    start: int, end: int, words: Sequence[Word], starts: Sequence[int], *, drop_function: bool
-) -> tuple[int, int]:
+def follow_words(start: int, end: int, words: Words, *, drop_function: bool) -> tuple[int, int]:
     """The span [start, end) with its edges on word boundaries.
 
     Args:
-        words: the text's words, in order; ``starts`` is ``[w.start for w in words]`` (for bisect).
+        words: the text's words.
         drop_function: whether particles/auxiliaries at the span's ends are removed.
     """
-    first = _word_at(start, words, starts)
+    first = words.at(start)
     if first is not None and first.start < start and not first.function:
         start = first.start
-    last = _word_at(end - 1, words, starts)
+    last = words.at(end - 1)
     if last is not None and last.end > end and not last.function:
         end = last.end
     if drop_function:
-        start, end = _drop_function_words(start, end, words, starts)
+        start, end = _drop_function_words(start, end, words)
     return start, end
 
 
-def _word_at(pos: int, words: Sequence[Word], starts: Sequence[int]) -> Word | None:
-    i = bisect_right(starts, pos) - 1
-    if i >= 0 and words[i].start <= pos < words[i].end:
-        return words[i]
-    return None
-
-
-def _drop_function_words(start: int, end: int, words: Sequence[Word], starts: Sequence[int]) -> tuple[int, int]:
-    inside = [w for w in words[bisect_left(starts, start) : bisect_left(starts, end)] if w.end <= end]
+def _drop_function_words(start: int, end: int, words: Words) -> tuple[int, int]:
+    inside = words.within(start, end)
     if all(w.function for w in inside):
         return start, end  # nothing but particles: not ours to judge
     while len(inside) > 1 and inside[-1].function and inside[-1].end == end:

@@ -22,7 +22,7 @@ from ja_ner.labels import LabelCodec
 from ja_ner.options import Aggregation
 from ja_ner.settings import Settings
 from ja_ner.types import Document, DocumentResult, Entity, NormalisedText, Outcome, TokenInfo
-from ja_ner.words import Word, WordSplitter
+from ja_ner.words import Words, WordSplitter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class StageTimes:
 class _Prepared:
     doc: Document
     norm: NormalisedText
-    words: list[Word] | None  # morphological words, for word-level aggregation and word edges
+    words: Words | None  # morphological words, for word-level aggregation and word edges
 
 
 class Pipeline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any
 
 from ja_ner.errors import InvalidInput
@@ -40,7 +41,7 @@ class Settings:
     keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
     min_score: float = -1.0  # drop entities scoring below; < 0: the model's calibrated value (ner_min_score)
 
-    @property
+    @cached_property
     def function_word_types(self) -> frozenset[str]:
         """``keep_function_words`` as a set of entity types."""
         return frozenset(t.strip() for t in self.keep_function_words.split(",") if t.strip())

@@ -7,6 +7,8 @@ analyser. fugashi wraps MeCab (C, fast) and unidic-lite is a pip-installable dic
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import fugashi
@@ -26,13 +28,46 @@ class Word:
     function: bool = False
 
 
+@dataclass(frozen=True)
+class Words:
+    """The words of one text, in order, with their start offsets kept for bisection (built once per text)."""
+
+    items: tuple[Word, ...]
+    starts: tuple[int, ...]
+
+    @classmethod
+    def of(cls, words: list[Word]) -> Words:
+        return cls(tuple(words), tuple(w.start for w in words))
+
+    def __iter__(self) -> Iterator[Word]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: slice) -> tuple[Word, ...]:
+        return self.items[index]
+
+    def at(self, pos: int) -> Word | None:
+        """The word holding character ``pos``, if any."""
+        i = bisect_right(self.starts, pos) - 1
+        if i >= 0 and self.items[i].start <= pos < self.items[i].end:
+            return self.items[i]
+        return None
+
+    def within(self, start: int, end: int) -> list[Word]:
+        """The words lying wholly inside [start, end)."""
+        lo, hi = bisect_left(self.starts, start), bisect_left(self.starts, end)
+        return [w for w in self.items[lo:hi] if w.end <= end]
+
+
 class WordSplitter:
     """Callable returning the words of a text, in order."""
 
     def __init__(self) -> None:
         self._tagger = fugashi.Tagger()  # finds the unidic-lite dictionary on its own
 
-    def __call__(self, text: str) -> list[Word]:
+    def __call__(self, text: str) -> Words:
         words: list[Word] = []
         cursor = 0
         for token in self._tagger(text):
@@ -43,4 +78,4 @@ class WordSplitter:
             cursor = start + len(surface)
             function = token.feature.pos1 in _FUNCTION_POS and _HIRAGANA.fullmatch(surface) is not None
             words.append(Word(start, cursor, function))
-        return words
+        return Words.of(words)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from training.data import DATA_DIR, TYPES, Example, Span, load_jsonl
+from training.evaluate import pipeline_entities
 from training.metrics import score
 
 GRID = tuple(round(0.05 * i, 2) for i in range(0, 20))  # 0.00 .. 0.95
@@ -27,15 +28,9 @@ def scored_predictions(model_dir: Path, texts: Sequence[str], threads: int = 0) 
     """Every entity the served pipeline finds with no threshold, with its score."""
     from ja_ner.pipeline import Pipeline
     from ja_ner.settings import Settings
-    from ja_ner.types import Document, DocumentResult
 
     pipe = Pipeline.load(model_dir, Settings(min_score=0.0, threads=threads))
-    out = []
-    for res in pipe.predict([Document(t) for t in texts]):
-        if not isinstance(res, DocumentResult):
-            raise RuntimeError(f"pipeline error: {res}")
-        out.append([(Span(e.start, e.end, e.type), e.score) for e in res.entities])
-    return out
+    return [[(Span(e.start, e.end, e.type), e.score) for e in ents] for ents in pipeline_entities(pipe, texts)]
 
 
 def sweep(examples: Sequence[Example], predicted: list[list[tuple[Span, float]]], grid=GRID) -> list[dict]:

@@ -43,18 +43,24 @@ def pipeline_predictor(model_dir: Path, *, threads: int = 0) -> Predictor:
     return predictor_of(Pipeline.load(model_dir, Settings(threads=threads)))
 
 
-def predictor_of(pipe: object) -> Predictor:
-    """Wrap a loaded ``ja_ner.pipeline.Pipeline``: texts in, entity spans out (a document error raises)."""
+def pipeline_entities(pipe: object, texts: Sequence[str]) -> list[tuple]:
+    """The entities (``ja_ner.types.Entity``) a loaded ``Pipeline`` finds in each text; an error raises."""
     from ja_ner.errors import NerError
     from ja_ner.types import Document
 
+    out = []
+    for res in pipe.predict([Document(t) for t in texts]):  # type: ignore[attr-defined]
+        if isinstance(res, NerError):
+            raise RuntimeError(f"pipeline error: {res}")
+        out.append(res.entities)
+    return out
+
+
+def predictor_of(pipe: object) -> Predictor:
+    """Wrap a loaded ``ja_ner.pipeline.Pipeline``: texts in, entity spans out (a document error raises)."""
+
     def predict(texts: Sequence[str]) -> list[list[Span]]:
-        out = []
-        for res in pipe.predict([Document(t) for t in texts]):  # type: ignore[attr-defined]
-            if isinstance(res, NerError):
-                raise RuntimeError(f"pipeline error: {res}")
-            out.append([Span(e.start, e.end, e.type) for e in res.entities])
-        return out
+        return [[Span(e.start, e.end, e.type) for e in ents] for ents in pipeline_entities(pipe, texts)]
 
     return predict
 

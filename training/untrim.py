@@ -16,6 +16,8 @@ import json
 import shutil
 from pathlib import Path
 
+from training.train import TOKENIZER_FILES
+
 
 def untrim(model_dir: Path, full_dir: Path, kept: list[int], out: Path) -> None:
     """Write ``model_dir`` with its embeddings spread back over ``full_dir``'s vocabulary to ``out``."""
@@ -36,7 +38,7 @@ def untrim(model_dir: Path, full_dir: Path, kept: list[int], out: Path) -> None:
         setattr(model.config, key, getattr(base.config, key))
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    for name in TOKENIZER_FILES:
         if (full_dir / name).exists():
             shutil.copyfile(full_dir / name, out / name)
 

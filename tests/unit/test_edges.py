@@ -13,7 +13,7 @@ def _follow(text: str, piece: str, drop_function: bool = True, occurrence: int =
     for _ in range(occurrence + 1):
         start = text.index(piece, start + 1)
     words = SPLIT(text)
-    s, e = follow_words(start, start + len(piece), words, [w.start for w in words], drop_function=drop_function)
+    s, e = follow_words(start, start + len(piece), words, drop_function=drop_function)
     return text[s:e]
 
 
