@@ -53,7 +53,9 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path)
     root = tmp_path_factory.mktemp("torchserve")
     store = root / "model_store"
     build_mar(served_model_dir, store, "ja_ner", batchSize=8, maxBatchDelay=50)
-    server = start_torchserve({"load_models": "ja_ner=ja_ner.mar"}, store, root / "work")
+    # One worker (not the hardware's auto count): tests that restart or watch a worker expect one.
+    overrides = {"load_models": "ja_ner=ja_ner.mar", "default_workers_per_model": "1"}
+    server = start_torchserve(overrides, store, root / "work")
     try:
         yield RunningServer(server, "ja_ner", served_model_dir, store)
     finally:
