@@ -52,7 +52,7 @@ stop:  ## stop the server started by make serve
 test: install  ## the whole suite: unit + integration (starts its own servers)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-unit: install  ## unit tests only (no server)
+test-unit: $(VENV)/.installed protos  ## unit tests only (no server, no Java needed)
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
 
 test-integration: install  ## integration tests only
