@@ -1,5 +1,8 @@
 """Fine-tune the trimmed multilingual-e5-small for IOB2 NER on the Stockmark train split (plain torch loop).
 
+Training data: ``--train`` less the held-out test split (``training.data.training_examples`` drops every
+sentence whose curid is in the test bucket, whatever file is given); the test split is never read here.
+
 Model selection: entity micro F1 on dev after each epoch, scored as served: the epoch is saved as fp16
 and read back by the core pipeline (``ja_ner.pipeline``: type voting, word edges). The raw argmax
 decoding (``predict_spans``) is logged beside it. The best epoch is written to ``--out`` as an fp16
@@ -23,7 +26,7 @@ from pathlib import Path
 import torch
 
 from training.align import IGNORE, LABEL2ID, LABELS, decode_spans, token_labels
-from training.data import DATA_DIR, TYPES, Example, load_jsonl
+from training.data import DATA_DIR, TYPES, Example, load_jsonl, training_examples
 from training.evaluate import evaluate, pipeline_predictor
 from training.metrics import score
 
@@ -174,7 +177,7 @@ def train(
         label2id=LABEL2ID,
         dtype=torch.float32,
     )
-    train_ex = load_jsonl(train_path)
+    train_ex = training_examples(train_path)  # never the held-out test split, whatever file is given
     if recipe.limit:
         train_ex = train_ex[: recipe.limit]
     dev_ex = load_jsonl(dev_path)
