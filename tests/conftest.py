@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from demo.serve import origin as demo_origin
+from handler.server import free_port
 from tests.serverutil import DEFAULT_MODEL, Server, build_mar, start_torchserve, stop
 from tests.tiny_model import build_tiny_model, real_tokenizer
 
@@ -20,6 +22,7 @@ class RunningServer:
     model_name: str
     model_dir: Path
     mar_dir: Path
+    demo_port: int  # the one page origin (http://127.0.0.1:<demo_port>) its CORS headers allow
 
     def __getattr__(self, name: str):  # rest_url, mgmt_url, grpc_target, workdir, token() ...
         return getattr(self.server, name)
@@ -53,8 +56,10 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path)
     root = tmp_path_factory.mktemp("torchserve")
     store = root / "model_store"
     build_mar(served_model_dir, store, "ja_ner", batchSize=8, maxBatchDelay=50)
-    server = start_torchserve({"load_models": "ja_ner=ja_ner.mar"}, store, root / "work")
+    demo_port = free_port()
+    overrides = {"load_models": "ja_ner=ja_ner.mar", "cors_allowed_origin": demo_origin(demo_port)}
+    server = start_torchserve(overrides, store, root / "work")
     try:
-        yield RunningServer(server, "ja_ner", served_model_dir, store)
+        yield RunningServer(server, "ja_ner", served_model_dir, store, demo_port)
     finally:
         stop(server)
