@@ -58,8 +58,10 @@ def test_average_of_checkpoints_is_their_elementwise_mean(tmp_path):
 
     base = standins.build(tmp_path / "base", standins.TINY_ENCODER)
     split = _write_split(tmp_path / "split.jsonl")
-    recipe = Recipe(epochs=2, batch_size=4, threads=1, lr=1e-3)
-    train(base, tmp_path / "m", recipe, split, split, keep_epochs=True)
+    recipe = Recipe(epochs=2, batch_size=4, threads=1, lr=1e-3, augment=3)
+    summary = train(base, tmp_path / "m", recipe, split, split, keep_epochs=True)
+    assert summary["train_sentences"] == len(SENTENCES) * 3 - 2 + 3  # --augment 3: three boundary-augmented copies
+    assert summary["recipe"]["augment"] == 3
     a, b = (tmp_path / f"m-epoch{i}" for i in (1, 2))
     average([a, b], tmp_path / "avg")
     assert json.loads((tmp_path / "avg" / "training_summary.json").read_text())["test_split_excluded"] is True
