@@ -14,8 +14,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import streaming
-
+from handler import streaming
 from ja_ner.errors import NerError
 from ja_ner.forward import device_for
 from ja_ner.pipeline import Pipeline

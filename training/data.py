@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ja_ner.labels import ENTITY_TYPES
 from training.split_data import split_of
 
 # The team's splits live beside the repository (never inside it); JA_NER_DATA points elsewhere.
@@ -32,7 +33,8 @@ TYPE_MAP: dict[str, str] = {
     "製品名": "PRD",
     "イベント名": "EVT",
 }
-TYPES: tuple[str, ...] = tuple(TYPE_MAP.values())
+TYPES: tuple[str, ...] = ENTITY_TYPES
+assert tuple(TYPE_MAP.values()) == TYPES, "TYPE_MAP must name ja_ner.labels.ENTITY_TYPES in order"
 
 
 @dataclass(frozen=True)

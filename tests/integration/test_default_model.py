@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from tests.serverutil import DEFAULT_MODEL
+from handler.archive import DEFAULT_MODEL
 
 pytestmark = pytest.mark.integration
 

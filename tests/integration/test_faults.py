@@ -25,10 +25,10 @@ import pytest
 import requests
 import yaml
 
-from handler.server import free_port
+from handler.archive import REPO, build_mar
+from handler.server import Server, free_port, port_overrides, stop
 from handler.server import start as start_server
 from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc
-from tests.serverutil import REPO, Server, build_mar, port_overrides, stop
 
 pytestmark = pytest.mark.integration
 

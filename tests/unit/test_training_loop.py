@@ -6,7 +6,7 @@ import shutil
 import torch
 from transformers import AutoModelForTokenClassification
 
-from tests.tiny_model import build_tiny_encoder
+from training import standins
 from training.align import LABELS
 from training.data import load_jsonl
 from training.evaluate import evaluate, pipeline_predictor
@@ -34,7 +34,9 @@ def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
     split = _write_split(tmp_path / "split.jsonl")
     out = tmp_path / "model"
     recipe = Recipe(epochs=2, batch_size=4, threads=1)
-    summary = train(build_tiny_encoder(tmp_path / "base"), out, recipe, split, split, keep_epochs=True)
+    summary = train(
+        standins.build(tmp_path / "base", standins.TINY_ENCODER), out, recipe, split, split, keep_epochs=True
+    )
 
     model = AutoModelForTokenClassification.from_pretrained(out)
     assert [model.config.id2label[i] for i in range(len(LABELS))] == list(LABELS)
@@ -54,7 +56,7 @@ def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
 def test_average_of_checkpoints_is_their_elementwise_mean(tmp_path):
     from training.average import average
 
-    base = build_tiny_encoder(tmp_path / "base")
+    base = standins.build(tmp_path / "base", standins.TINY_ENCODER)
     split = _write_split(tmp_path / "split.jsonl")
     recipe = Recipe(epochs=2, batch_size=4, threads=1, lr=1e-3, augment=3)
     summary = train(base, tmp_path / "m", recipe, split, split, keep_epochs=True)
