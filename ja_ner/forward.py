@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForTokenClassification
 
 from ja_ner.batch import Batch
-from ja_ner.errors import InvalidInput
+from ja_ner.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Forward:
 
     def __init__(self, model_dir: str | Path, *, device: str, dtype: str, threads: int) -> None:
         if dtype not in _DTYPES:
-            raise InvalidInput(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+            raise ConfigError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
         if threads > 0 and device == "cpu":
             torch.set_num_threads(threads)
         self.device = torch.device(device)
