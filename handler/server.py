@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import socket
@@ -25,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ja_ner import hardware
+
+log = logging.getLogger("server")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / "build" / "serve"  # make serve's instance (its key_file.json too)
 DEFAULT_CONFIG = REPO / "config.properties"
@@ -157,11 +161,26 @@ def _worker_ready(server: Server, model: str) -> bool:
     return any(w.get("status") == "READY" for m in json.loads(body) for w in m.get("workers", []))
 
 
+def auto_workers() -> int:
+    """Workers per model when neither config.properties nor model-config.yaml names them (logged).
+
+    TorchServe reads workers before any handler runs, so they are decided here, at start-up, and
+    passed as ``default_workers_per_model``; a model-config.yaml ``minWorkers``/``maxWorkers`` or the
+    management API's scale call still overrides it per model.
+    """
+    hw = hardware.detect()
+    choice = hardware.workers(hw)
+    log.info("workers auto -> %s: %s (%s)", choice.value, choice.reason, hw.describe())
+    return int(choice.value)
+
+
 def start(config: Path, model_store: Path, workdir: Path, overrides: dict[str, str] | None = None,
           models: list[str] | None = None, timeout: float = 300, wait: bool = True) -> Server:  # fmt: skip
     """Start TorchServe with ``config`` (plus ``overrides``) from ``workdir``; wait until ready."""
     props = {**read_properties(config), **(overrides or {})}
     props["model_store"] = str(model_store.resolve())
+    if "default_workers_per_model" not in props:
+        props["default_workers_per_model"] = str(auto_workers())
     workdir.mkdir(parents=True, exist_ok=True)
     server = Server(workdir.resolve(), props)
     cfg = write_properties(props, server.workdir / "config.properties")
@@ -225,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.action == "stop":
         stop(Server(args.workdir.resolve(), {}))
         return

@@ -9,7 +9,7 @@ from typing import Any, get_type_hints
 
 from ja_ner.errors import ConfigError
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -42,8 +42,8 @@ class Settings:
     max_texts: int = 64  # largest client batch (``texts``); larger -> 413
     max_request_chars: int = 200_000  # all texts of one request together (code points) -> 413
     token_budget: int = 4096  # padded tokens per forward micro-batch
-    dtype: str = "float32"  # float32 | bfloat16 | float16 (half types on GPU or AMX CPUs)
-    threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | int8 (auto: ja_ner.hardware decides)
+    threads: int = 0  # torch intra-op threads on CPU; 0 ("auto" in YAML): from the cores (ja_ner.hardware)
     device: str = "cpu"  # "cpu" or "cuda:N": the runtime decides (never a config key, see from_mapping)
     word_edges: bool = True  # entity edges follow the analyser's words (ja_ner.edges)
     keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
@@ -59,7 +59,7 @@ class Settings:
         if self.overlap_tokens < 0 or self.overlap_tokens * 2 >= self.max_tokens - 2:
             raise ConfigError("overlap_tokens must be at least 0 and less than half of max_tokens")
         if self.threads < 0:
-            raise ConfigError(f"setting 'threads' must be 0 (torch's default) or more, got {self.threads}")
+            raise ConfigError(f"setting 'threads' must be 0 (auto: from the cores) or more, got {self.threads}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"setting 'dtype' must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if not _DEVICE.match(self.device):
@@ -79,7 +79,8 @@ class Settings:
 
         Unknown keys are refused so a typo in a config file is not silently ignored; so is
         ``device``, which the runtime decides (TorchServe's ``gpu_id``, Triton's instance kind)
-        in every adapter alike. ``null`` (or an empty string) for ``min_score`` means not set.
+        in every adapter alike. ``null`` (or an empty string) for ``min_score`` means not set;
+        ``auto`` for ``threads`` is 0 (``ja_ner.hardware`` decides at load).
 
         Raises:
             ConfigError: an unknown key, ``device``, or a value of the wrong type or out of range.
@@ -91,6 +92,8 @@ class Settings:
         unknown = sorted(set(raw) - set(names))
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(names)}")
+        if raw.get("threads") == "auto":
+            raw["threads"] = 0
         return cls(**{key: _convert(key, value, _TYPES[key]) for key, value in raw.items()})
 
 

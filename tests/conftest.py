@@ -75,7 +75,12 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path)
     store = root / "model_store"
     build_mar(served_model_dir, store, "ja_ner", batchSize=8, maxBatchDelay=50)
     demo_port = free_port()
-    overrides = {"load_models": "ja_ner=ja_ner.mar", "cors_allowed_origin": demo_origin(demo_port)}
+    # One worker (not the hardware's auto count): tests that restart or watch a worker expect one.
+    overrides = {
+        "load_models": "ja_ner=ja_ner.mar",
+        "cors_allowed_origin": demo_origin(demo_port),
+        "default_workers_per_model": "1",
+    }
     server = start_on_free_ports(overrides, store, root / "work")
     try:
         yield RunningServer(server, "ja_ner", served_model_dir, store, demo_port)
