@@ -36,23 +36,23 @@ lock:  ## rewrite requirements.lock from the current venv
 	 $(PIP) freeze --all --exclude-editable | grep -vE '^(ja-ner|pip==)') > requirements.lock
 
 archive: $(VENV)/.installed  ## model_store/$(NAME).mar from MODEL (a local folder or a hub id)
-	$(PY) handler/archive.py --model $(MODEL) --name $(NAME) --version $(VERSION) --export-path model_store
+	$(PY) -m handler.archive --model $(MODEL) --name $(NAME) --version $(VERSION) --export-path model_store
 
 # The default archive is rebuilt when the model, handler or core code changes.
 model_store/$(MODEL_NAME).mar: $(wildcard $(DEFAULT_MODEL)/*) $(wildcard ja_ner/*.py) $(wildcard handler/*.py) model-config.yaml
 	$(MAKE) archive MODEL=$(DEFAULT_MODEL) NAME=$(MODEL_NAME)
 
 serve: install model_store/$(MODEL_NAME).mar  ## serve the default model on 127.0.0.1 (REST 8080, gRPC 7070)
-	$(PY) handler/server.py start --config $(CONFIG)
+	$(PY) -m handler.server start --config $(CONFIG)
 	@echo "try: curl -X POST localhost:8080/predictions/$(MODEL_NAME) -H 'Content-Type: text/plain' --data '鈴木は熊本県の阿蘇山に登った'"
 
 stop:  ## stop the server started by make serve
-	$(PY) handler/server.py stop
+	$(PY) -m handler.server stop
 
 test: install  ## the whole suite: unit + integration (starts its own servers)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-unit: install  ## unit tests only (no server)
+test-unit: $(VENV)/.installed protos  ## unit tests only (no server, no Java needed)
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
 
 test-integration: install  ## integration tests only

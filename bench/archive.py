@@ -1,7 +1,7 @@
 """Model directories for the benchmark's TorchServe, cached under build/bench/mars by what went into them.
 
-``ours`` is built once per model by the project's own archiver (handler/archive.py, through
-tests/serverutil.build_mar) and unpacked; ``baseline`` by a direct torch-model-archiver call
+``ours`` is built once per model by the project's own archiver (``handler.archive.build_mar``)
+and unpacked; ``baseline`` by a direct torch-model-archiver call
 (``--archive-format no-archive``) with the model files in the root and batchSize 1. A server's
 model store gets one folder per mode, made of hard links to the cached files, with its own
 MANIFEST.json and model-config.yaml: a variant of ours (other settings) costs no new archive.
@@ -23,12 +23,14 @@ from pathlib import Path
 
 import yaml
 
+from handler.archive import build_mar, merge_model_config
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "bench" / "mars"
 BASELINE_CONFIG = {"minWorkers": 1, "maxWorkers": 1, "batchSize": 1, "maxBatchDelay": 0, "responseTimeout": 120}
 # Files whose content changes the archive of each kind.
 _SOURCES = {
-    "ours": ["handler/handler.py", "handler/streaming.py", "handler/archive.py", "model-config.yaml", "ja_ner"],
+    "ours": ["handler", "model-config.yaml", "ja_ner"],
     "baseline": ["bench/baseline_handler.py", "bench/archive.py"],
 }
 _MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -63,8 +65,6 @@ def build(kind: str, model_dir: Path) -> Path:
     staging.mkdir(parents=True)
     log.info("archiving %s from %s (cached in %s)", kind, model_dir, target.parent)
     if kind == "ours":
-        from tests.serverutil import build_mar
-
         mar = build_mar(model_dir, staging, kind)
         with zipfile.ZipFile(mar) as packed:
             packed.extractall(staging / kind)
@@ -96,15 +96,6 @@ def _build_baseline(model_dir: Path, store: Path, name: str) -> None:
         subprocess.run(cmd, check=True)
 
 
-def merge_config(config: dict, overrides: dict) -> dict:
-    """``config`` with TorchServe keys replaced and the ``handler:`` entries in ``overrides`` updated."""
-    merged = {**config, **{k: v for k, v in overrides.items() if k != "handler"}}
-    merged["handler"] = {**(config.get("handler") or {}), **(overrides.get("handler") or {})}
-    if not merged["handler"]:
-        del merged["handler"]
-    return merged
-
-
 def stage(unpacked: Path, store: Path, name: str, overrides: dict | None = None) -> Path:
     """``store/name``: hard links to ``unpacked``, registered as ``name``, config updated by ``overrides``."""
     manifest = json.loads((unpacked / MANIFEST).read_text())
@@ -120,7 +111,7 @@ def stage(unpacked: Path, store: Path, name: str, overrides: dict | None = None)
     manifest["model"]["modelName"] = name
     manifest["model"]["configFile"] = f"{name}-model-config.yaml"
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    (target / f"{name}-model-config.yaml").write_text(yaml.safe_dump(merge_config(config, overrides or {})))
+    (target / f"{name}-model-config.yaml").write_text(yaml.safe_dump(merge_model_config(config, overrides or {})))
     return target
 
 

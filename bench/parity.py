@@ -1,12 +1,14 @@
-"""Accuracy parity of a speed lever: dev entity F1 of the fp32 pipeline vs. the same pipeline changed.
+"""Accuracy gate of a number format: dev entity F1 of the fp32 pipeline vs. the same pipeline in that format.
 
-    python -m bench.parity --model models/ja-ner-small --int8
-    python -m bench.parity --model models/ja-ner-small --dtype bfloat16
+    python -m bench.parity --model models/ja-ner-small --dtype int8 --record
+    python -m bench.parity --model models/ja-ner-small --dtype bfloat16 --record
 
 Scores come from the model helper's eval code (``training.evaluate.evaluate``: exact character
 spans and types, micro-averaged) on the dev split, with the core pipeline in process, as
-``make eval`` runs it; the lever is applied to a second pipeline only (settings, or int8 dynamic
-quantisation of its Linear layers). A lever is kept only if F1 stays within 0.5 points.
+``make eval`` runs it; only the second pipeline's ``dtype`` differs (int8: ``ja_ner.forward``'s
+dynamic int8 Linear layers, head in float). The gate passes when F1 drops by at most 0.5 points.
+``--record`` writes the result into the model's config.json (``ner_format_gates``), where
+``dtype: auto`` reads it at worker start (``ja_ner.hardware``): the gate is measured, never assumed.
 """
 
 from __future__ import annotations
@@ -15,26 +17,38 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 MAX_F1_DROP = 0.005  # 0.5 points
 
 
-def predictor(model_dir: Path, *, dtype: str, int8: bool, threads: int):
-    """A ``training.evaluate`` predictor over a pipeline with the given lever applied."""
-    import torch
-
+def predictor(model_dir: Path, *, dtype: str, threads: int):
+    """A ``training.evaluate`` predictor over a pipeline in number format ``dtype``."""
     from ja_ner.pipeline import Pipeline
     from ja_ner.settings import Settings
     from training.evaluate import predictor_of
 
-    pipe = Pipeline.load(model_dir, Settings(dtype=dtype, threads=threads))
-    if int8:
-        pipe.forward.model = torch.ao.quantization.quantize_dynamic(
-            pipe.forward.model, {torch.nn.Linear}, dtype=torch.qint8
-        )
+    return predictor_of(Pipeline.load(model_dir, Settings(dtype=dtype, threads=threads)))
 
-    return predictor_of(pipe)
+
+def record(model_dir: Path, result: dict) -> None:
+    """Store the gate result under config.json ``ner_format_gates[<format>]`` (other keys kept as they are)."""
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text())
+    gates = config.setdefault("ner_format_gates", {})
+    gates[result["lever"]] = {
+        "passed": result["kept"],
+        "f1_fp32": result["f1_fp32"],
+        "f1": result["f1_lever"],
+        "f1_drop_points": result["f1_drop_points"],
+        "max_drop_points": MAX_F1_DROP * 100,
+        "sentences_differing": result["sentences_differing"],
+        "data": result["data"],
+        "measured": time.strftime("%Y-%m-%d", time.gmtime()),
+        "command": f"python -m bench.parity --model {model_dir} --dtype {result['lever']} --record",
+    }
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -43,20 +57,20 @@ def main(argv: list[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/ja-ner-small"))
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--int8", action="store_true")
+    parser.add_argument("--dtype", required=True, choices=("bfloat16", "float16", "int8"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--record", action="store_true", help="store the result in the model's config.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    examples = load_jsonl(DATA_DIR / "dev.jsonl")
-    lever = f"{args.dtype}{' + int8 dynamic' if args.int8 else ''}"
+    dev = DATA_DIR / "dev.jsonl"
+    if not dev.is_file():
+        raise SystemExit(f"{dev}: no dev split; run `make data` or set JA_NER_DATA")
+    examples = load_jsonl(dev)
+    lever = args.dtype
     runs = {}
-    for name, kwargs in (
-        ("fp32", {"dtype": "float32", "int8": False}),
-        (lever, {"dtype": args.dtype, "int8": args.int8}),
-    ):
-        scores, pred, seconds = evaluate(examples, predictor(args.model, threads=args.threads, **kwargs))
+    for name, dtype in (("fp32", "float32"), (lever, args.dtype)):
+        scores, pred, seconds = evaluate(examples, predictor(args.model, dtype=dtype, threads=args.threads))
         print(format_report(name, scores, examples, pred, seconds))
         runs[name] = (scores, pred, seconds)
     (base, base_pred, base_s), (other, other_pred, other_s) = runs.values()
@@ -71,10 +85,13 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_fp32": round(base_s, 1),
         "seconds_lever": round(other_s, 1),
         "kept": drop <= MAX_F1_DROP,
+        "data": f"{dev.name} ({len(examples)} sentences)",
     }
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.record:
+        record(args.model, result)
     return result
 
 

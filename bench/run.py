@@ -89,7 +89,7 @@ def _worker_pids(mgmt_url: str, name: str) -> list[int]:
 
 def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Namespace) -> dict:
     """Ceiling in process, then every mode through one TorchServe, level by level."""
-    from tests.serverutil import start_torchserve, stop
+    from handler.server import start_on_free_ports, stop
 
     case = resolve_case(name)
     log.info("case %s: %s", name, case.description)
@@ -116,7 +116,7 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
     for mode in modes:
         archive.stage(built[mode.kind], store, mode.name, mode.overrides)
     load = ",".join(f"{m.name}={m.name}" for m in modes)
-    server = start_torchserve({"load_models": load}, store, work / "server")
+    server = start_on_free_ports({"load_models": load}, store, work / "server")
     try:
         server_pid = _server_pid(server.workdir)
         for mode in modes:

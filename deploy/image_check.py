@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from deploy import dockerfile
+from handler.server import free_port, read_key
 
 REPO = Path(__file__).resolve().parent.parent
 HEALTHCHECK = REPO / "deploy" / "healthcheck.py"
@@ -42,12 +42,6 @@ def image_env(name: str) -> dict[str, str]:
     """The ENV of ``deploy/Dockerfile.<name>``'s final stage, without PATH and JAVA_HOME."""
     instructions = dockerfile.final_stage(dockerfile.parse(REPO / "deploy" / f"Dockerfile.{name}"))
     return {k: v for k, v in dockerfile.env(instructions).items() if k not in ("PATH", "JAVA_HOME")}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _healthcheck(url: str, cwd: Path) -> bool:
@@ -110,7 +104,7 @@ def check_torchserve(mar: Path, stage: Path, timeout_s: float) -> None:
     shutil.copy2(HEALTHCHECK, home / "bin" / "healthcheck.py")
     shutil.copy2(REPO / "deploy" / "torchserve" / "entrypoint.py", home / "bin" / "entrypoint.py")
     shutil.copy2(mar, home / "model-store" / "ja_ner.mar")
-    rest, metrics, mgmt, grpc, grpc_mgmt = (_free_port() for _ in range(5))
+    rest, metrics, mgmt, grpc, grpc_mgmt = (free_port() for _ in range(5))
     env = {
         **os.environ,
         **image_env("torchserve"),
@@ -140,7 +134,7 @@ def check_torchserve(mar: Path, stage: Path, timeout_s: float) -> None:
         status, _ = _status(ping)
         if status not in (400, 401, 403):  # TorchServe 0.12 answers 400 "Token Authorization failed"
             raise RuntimeError(f"/ping without the key answered {status}: token authorisation is not on")
-        key = json.loads((home / "run" / "key_file.json").read_text())["inference"]["key"]
+        key = read_key(home / "run" / "key_file.json")
         status, body = _status(
             f"http://127.0.0.1:{rest}/predictions/ja_ner",
             SMOKE_TEXT.encode(),
@@ -173,7 +167,7 @@ def check_triton(model: Path, stage: Path, timeout_s: float) -> None:
     build = [sys.executable, "deploy/triton/build_repo.py", "--model", "models/ja-ner-small"]
     build += ["--out", str(opt / "model_repository"), "--copy-model"]
     subprocess.run(build, cwd=opt, env=env, check=True)
-    http, grpc, metrics = (_free_port() for _ in range(3))
+    http, grpc, metrics = (free_port() for _ in range(3))
     command = [sys.executable, "deploy/triton/serve.py", "--model-repository", str(opt / "model_repository")]
     command += ["--workdir", str(stage / "tmp" / "triton"), "--host", "127.0.0.1", "--log-stdout"]
     command += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]

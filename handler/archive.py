@@ -1,10 +1,14 @@
 """Build a TorchServe .mar from a local model directory or a Hugging Face hub id.
 
-    python handler/archive.py --model models/ja-ner-small --name ja_ner --export-path model_store
+    python -m handler.archive --model models/ja-ner-small --name ja_ner --export-path model_store
 
-The archive holds the handler, the core package, model-config.yaml and, under ``model/``, the
-weights as safetensors, the config and every tokenizer file, so the worker never touches the
+The archive holds the entry module (``entry.py``, the manifest's handler), the adapter package
+(``handler/``: handler.py, streaming.py), the core package, model-config.yaml and, under ``model/``,
+the weights as safetensors, the config and every tokenizer file, so the worker never touches the
 network. A hub id is fetched once, here, with huggingface_hub.
+
+``build_mar`` is the one way tests, the benchmark and tools archive a model with model-config.yaml
+settings changed.
 """
 
 from __future__ import annotations
@@ -17,8 +21,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO / "models" / "ja-ner-small"
+DEFAULT_CONFIG = REPO / "model-config.yaml"
+# The adapter modules packed as the ``handler`` package (archive.py and server.py are build tools).
+ADAPTER_FILES = ("__init__.py", "handler.py", "streaming.py")
 # Files a tokenizer may need; everything else in a model folder (other weight formats,
 # training state, READMEs) stays out of the archive.
 TOKENIZER_FILES = (
@@ -84,12 +95,14 @@ def build(model: str, name: str, version: str, export_path: Path, config: Path) 
         shutil.copytree(
             REPO / "ja_ner", stage / "ja_ner", ignore=shutil.ignore_patterns("__pycache__", "client", "proto_gen")
         )
-        shutil.copy2(REPO / "handler" / "streaming.py", stage / "streaming.py")
+        (stage / "handler").mkdir()
+        for file in ADAPTER_FILES:
+            shutil.copy2(REPO / "handler" / file, stage / "handler" / file)
         stage_model(source, stage / "model")
         cmd = [
             str(Path(sys.executable).parent / "torch-model-archiver"),
             "--model-name", name, "--version", version,
-            "--handler", str(REPO / "handler" / "handler.py"),
+            "--handler", str(REPO / "handler" / "entry.py"),
             "--extra-files", str(stage),  # its contents land in the archive root
             "--config-file", str(config),
             "--export-path", str(export_path), "--force",
@@ -100,13 +113,39 @@ def build(model: str, name: str, version: str, export_path: Path, config: Path) 
     return export_path / f"{name}.mar"
 
 
+def merge_model_config(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (a model-config.yaml) with TorchServe keys replaced and ``handler:`` entries updated.
+
+    ``overrides["handler"]``, if any, updates the handler section entry by entry; every other key of
+    ``overrides`` (batchSize, maxBatchDelay, minWorkers, ...) replaces the top-level value.
+    """
+    merged = {**config, **{k: v for k, v in overrides.items() if k != "handler"}}
+    merged["handler"] = {**(config.get("handler") or {}), **(overrides.get("handler") or {})}
+    if not merged["handler"]:
+        del merged["handler"]
+    return merged
+
+
+def build_mar(model_dir: Path, store: Path, name: str = "ja_ner", **model_config: Any) -> Path:
+    """Archive ``model_dir`` into ``store`` as ``name`` with model-config.yaml updated by ``model_config``.
+
+    Keys are merged by ``merge_model_config`` (e.g. ``batchSize=8, handler={"dtype": "bfloat16"}``);
+    the merged file is written beside the archive as ``<name>-model-config.yaml``.
+    """
+    config = merge_model_config(yaml.safe_load(DEFAULT_CONFIG.read_text()), model_config)
+    store.mkdir(parents=True, exist_ok=True)
+    path = store / f"{name}-model-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return build(str(model_dir), name, "1.0", store, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="local model directory or hub id")
     parser.add_argument("--name", default="ja_ner")
     parser.add_argument("--version", default="1.0")
     parser.add_argument("--export-path", type=Path, default=REPO / "model_store")
-    parser.add_argument("--config", type=Path, default=REPO / "model-config.yaml")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     mar = build(args.model, args.name, args.version, args.export_path, args.config)

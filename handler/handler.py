@@ -14,8 +14,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import streaming
-
+from handler import streaming
+from ja_ner import hardware
 from ja_ner.errors import NerError
 from ja_ner.forward import device_for
 from ja_ner.pipeline import Pipeline
@@ -49,9 +49,11 @@ class JaNerHandler:
     def initialize(self, context: Any) -> None:
         """Build settings from the ``handler:`` section of model-config.yaml and load the model."""
         props = context.system_properties
-        raw = dict((context.model_yaml_config or {}).get("handler") or {})
-        settings = Settings.from_mapping(raw)
+        model_config = context.model_yaml_config or {}
+        settings = Settings.from_mapping(dict(model_config.get("handler") or {}))
         settings = replace(settings, device=device_for(props.get("gpu_id")))
+        if settings.threads <= 0:  # auto: share the cores with the other workers of this model
+            settings = replace(settings, threads=self._auto_threads(model_config, settings.device))
         model_dir = Path(props["model_dir"]) / MODEL_SUBDIR
         self.pipeline = Pipeline.load(model_dir, settings)
         manifest = getattr(context, "manifest", None) or {}
@@ -62,6 +64,22 @@ class JaNerHandler:
         }
         self.initialized = True
         log.info("ja_ner handler ready: %s on %s", self.model_info, settings.device)
+
+    @staticmethod
+    def _auto_threads(model_config: dict[str, Any], device: str) -> int:
+        """Threads per worker: the usable cores over this model's workers.
+
+        The workers are model-config.yaml's ``minWorkers`` where an operator set it, else what
+        ``handler/server.py`` (or TorchServe's own default, the same rule) starts: see ja_ner.hardware.
+        """
+        hw = hardware.detect()
+        workers = model_config.get("minWorkers")
+        why = "minWorkers in model-config.yaml"
+        if not workers:
+            workers, why = hardware.workers(hw).value, "auto workers"
+        choice = hardware.threads(hw, int(workers), device)
+        log.info("threads auto -> %s: %s (%s)", choice.value, choice.reason, why)
+        return int(choice.value)
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
         """Answer every request of a TorchServe batch; one bad request never fails the others."""

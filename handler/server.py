@@ -1,17 +1,21 @@
-"""Start, wait for and stop a TorchServe instance (used by the Makefile and the tests).
+"""Start, wait for and stop TorchServe instances (the Makefile, tests, bench and tools use this).
 
-    python handler/server.py start --config config.properties --model-store model_store
-    python handler/server.py stop
+    python -m handler.server start --config config.properties --model-store model_store
+    python -m handler.server stop
 
 Each instance gets its own TMPDIR (TorchServe keeps its pid file there) and log folder, so
-several can run side by side on different ports.
+several can run side by side on different ports (``start_on_free_ports``). The one reader of
+TorchServe's ``key_file.json`` (``read_key``) and of free loopback ports (``free_port``) live here.
+Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -20,15 +24,33 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ja_ner import hardware
+
+log = logging.getLogger("server")
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_WORKDIR = REPO / "build" / "serve"
+DEFAULT_WORKDIR = REPO / "build" / "serve"  # make serve's instance (its key_file.json too)
+DEFAULT_CONFIG = REPO / "config.properties"
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now at ``host`` (the OS picks it)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def read_key(key_file: Path, kind: str = "inference") -> str | None:
+    """The ``kind`` key (inference or management) TorchServe wrote to ``key_file``, else None.
+
+    None when token authorisation is off (no file), or the file is caught half-written while
+    TorchServe starts.
+    """
+    try:
+        return str(json.loads(key_file.read_text())[kind]["key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -89,13 +111,14 @@ class Server:
         return {**os.environ, "TMPDIR": str(tmp), "LOG_LOCATION": str(self.workdir / "logs"),
                 "METRICS_LOCATION": str(self.workdir / "logs")}  # fmt: skip
 
+    @property
+    def key_file(self) -> Path:
+        """Where TorchServe writes its keys: ``key_file.json`` in its working directory."""
+        return self.workdir / "key_file.json"
+
     def token(self, kind: str = "inference") -> str | None:
         """The key TorchServe wrote to key_file.json (token authorisation on), else None."""
-        path = self.workdir / "key_file.json"
-        try:
-            return json.loads(path.read_text())[kind]["key"]
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None  # not written yet, or caught half-written while TorchServe starts
+        return read_key(self.key_file, kind)
 
 
 def _local(address: str) -> str:
@@ -138,11 +161,26 @@ def _worker_ready(server: Server, model: str) -> bool:
     return any(w.get("status") == "READY" for m in json.loads(body) for w in m.get("workers", []))
 
 
+def auto_workers() -> int:
+    """Workers per model when neither config.properties nor model-config.yaml names them (logged).
+
+    TorchServe reads workers before any handler runs, so they are decided here, at start-up, and
+    passed as ``default_workers_per_model``; a model-config.yaml ``minWorkers``/``maxWorkers`` or the
+    management API's scale call still overrides it per model.
+    """
+    hw = hardware.detect()
+    choice = hardware.workers(hw)
+    log.info("workers auto -> %s: %s (%s)", choice.value, choice.reason, hw.describe())
+    return int(choice.value)
+
+
 def start(config: Path, model_store: Path, workdir: Path, overrides: dict[str, str] | None = None,
           models: list[str] | None = None, timeout: float = 300, wait: bool = True) -> Server:  # fmt: skip
     """Start TorchServe with ``config`` (plus ``overrides``) from ``workdir``; wait until ready."""
     props = {**read_properties(config), **(overrides or {})}
     props["model_store"] = str(model_store.resolve())
+    if "default_workers_per_model" not in props:
+        props["default_workers_per_model"] = str(auto_workers())
     workdir.mkdir(parents=True, exist_ok=True)
     server = Server(workdir.resolve(), props)
     cfg = write_properties(props, server.workdir / "config.properties")
@@ -155,6 +193,31 @@ def start(config: Path, model_store: Path, workdir: Path, overrides: dict[str, s
         names = models or [m.split("=")[0] for m in props.get("load_models", "").split(",") if m]
         wait_ready(server, names, timeout)
     return server
+
+
+def port_overrides() -> dict[str, str]:
+    """config.properties entries that move every listener to a free loopback port."""
+    rest, mgmt, metrics, grpc_inf, grpc_mgmt, worker = (free_port() for _ in range(6))
+    return {
+        # The frontend names worker sockets /tmp/.ts.sock.<port> whatever TMPDIR says.
+        "initial_worker_port": str(worker),
+        "inference_address": f"http://127.0.0.1:{rest}",
+        "management_address": f"http://127.0.0.1:{mgmt}",
+        "metrics_address": f"http://127.0.0.1:{metrics}",
+        "grpc_inference_port": str(grpc_inf),
+        "grpc_management_port": str(grpc_mgmt),
+    }
+
+
+def start_on_free_ports(overrides: dict[str, str], model_store: Path, workdir: Path, config: Path | None = None,
+                        **kwargs: Any) -> Server:  # fmt: skip
+    """``start`` from a fresh ``workdir`` with ``config`` (default config.properties) on free loopback ports.
+
+    ``overrides`` win over both the file and the ports; ``kwargs`` go to ``start`` (models, timeout, wait).
+    """
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    return start(config or DEFAULT_CONFIG, model_store, workdir, {**port_overrides(), **overrides}, **kwargs)
 
 
 def stop(server: Server, timeout: float = 60) -> None:
@@ -176,11 +239,12 @@ def stop(server: Server, timeout: float = 60) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="start/stop a TorchServe instance")
     parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("--config", type=Path, default=REPO / "config.properties")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.action == "stop":
         stop(Server(args.workdir.resolve(), {}))
         return

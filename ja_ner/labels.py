@@ -16,6 +16,12 @@ from ja_ner.errors import InvalidInput
 
 _PREFIXED = re.compile(r"^([BIES])-(.+)$")
 
+# The eight entity types of the Stockmark data, the seed model and the default model (in the seed
+# model's label order). The codec itself reads whatever types a model's id2label names.
+ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "ORG-P", "ORG-O", "LOC", "INS", "PRD", "EVT")
+IO_LABELS: tuple[str, ...] = ("O", *ENTITY_TYPES)  # the seed model's label set
+BIO_LABELS: tuple[str, ...] = ("O", *(f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I")))  # the default model's
+
 
 class Scheme(StrEnum):
     """Tagging schemes the aggregator understands."""

@@ -71,17 +71,17 @@ def segment(doc_index: int, tokens: TokenisedText, text: str, *, max_tokens: int
     """
     bounds = _sentence_token_bounds(tokens, text)
     windows: list[Window] = []
-    cur = 0
+    cur = 0  # first token of the window being filled
+    prev = 0  # the sentence bound before ``nxt`` (bounds are sorted: one pass, no rescan)
     for nxt in bounds[1:]:
-        if nxt - cur <= max_tokens:
-            continue  # the sentence still fits in the window being filled
-        prev = max((b for b in bounds if cur < b < nxt), default=None)
-        if prev is not None and prev - cur <= max_tokens:
-            windows.append(Window(doc_index, cur, prev, cur, prev))
-            cur = prev
         if nxt - cur > max_tokens:
-            windows.extend(_split_long(doc_index, cur, nxt, max_tokens, overlap))
-            cur = nxt
+            if cur < prev and prev - cur <= max_tokens:
+                windows.append(Window(doc_index, cur, prev, cur, prev))  # close at the last bound that fits
+                cur = prev
+            if nxt - cur > max_tokens:
+                windows.extend(_split_long(doc_index, cur, nxt, max_tokens, overlap))
+                cur = nxt
+        prev = nxt
     if cur < len(tokens):
         windows.append(Window(doc_index, cur, len(tokens), cur, len(tokens)))
     return windows

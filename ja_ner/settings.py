@@ -34,8 +34,8 @@ class Settings:
     max_texts: int = 64  # largest client batch (``texts``); larger -> 413
     max_request_chars: int = 200_000  # all texts of one request together (code points) -> 413
     token_budget: int = 4096  # padded tokens per forward micro-batch
-    dtype: str = "float32"  # float32 | bfloat16 | float16 (half types on GPU or AMX CPUs)
-    threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | int8 (auto: ja_ner.hardware decides)
+    threads: int = 0  # torch intra-op threads on CPU; 0 ("auto" in YAML): from the cores (ja_ner.hardware)
     device: str = "cpu"  # "cpu" or "cuda:N"; adapters set it from their runtime
     word_edges: bool = True  # entity edges follow the analyser's words (ja_ner.edges)
     keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
@@ -60,6 +60,8 @@ class Settings:
         values = {}
         for key, value in raw.items():
             kind = type(getattr(cls(), key))
+            if key == "threads" and value == "auto":
+                value = 0
             try:
                 values[key] = _as_bool(value) if kind is bool else kind(value)
             except (TypeError, ValueError):

@@ -7,10 +7,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from ja_ner import labels
 from loadtest.corpus import Corpus
 
 KINDS = ("text", "json", "batch")  # text/plain body, {"text": ...}, {"texts": [...]}
-ENTITY_TYPES = frozenset({"PER", "ORG", "ORG-P", "ORG-O", "LOC", "INS", "PRD", "EVT"})
+ENTITY_TYPES = frozenset(labels.ENTITY_TYPES)
 
 
 class WrongAnswer(Exception):

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from handler.server import DEFAULT_WORKDIR, read_key  # noqa: E402
 from loadtest import prom, stats  # noqa: E402
 from loadtest.check import parse_weights  # noqa: E402
 from loadtest.corpus import load_corpus  # noqa: E402
@@ -40,7 +41,6 @@ from loadtest.samples import read_meta, read_samples  # noqa: E402
 LOCUSTFILE = REPO / "loadtest" / "locustfile.py"
 USER_CLASSES = {"rest": ("RestUser", "REST"), "grpc": ("GrpcUser", "gRPC")}
 DEFAULT_HOST = "http://127.0.0.1:8080"
-SERVE_WORKDIR = REPO / "build" / "serve"  # where `make serve` keeps key_file.json
 
 
 class SetupError(Exception):
@@ -99,11 +99,7 @@ def ping(host: str, token: str = "", timeout: float = 3.0) -> bool:
 
 
 def _local_token() -> str:
-    path = SERVE_WORKDIR / "key_file.json"
-    try:
-        return json.loads(path.read_text())["inference"]["key"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+    return read_key(DEFAULT_WORKDIR / "key_file.json") or ""
 
 
 def start_local_server(args: argparse.Namespace, host: str) -> None:

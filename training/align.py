@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from training.data import TYPES, Span
+from ja_ner.labels import BIO_LABELS
+from training.data import Span
 
 IGNORE = -100
-LABELS: tuple[str, ...] = ("O",) + tuple(f"{p}-{t}" for t in TYPES for p in ("B", "I"))
+LABELS: tuple[str, ...] = BIO_LABELS
 LABEL2ID: dict[str, int] = {label: i for i, label in enumerate(LABELS)}
 META = "\u2581"
 

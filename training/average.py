@@ -33,7 +33,14 @@ def average(model_dirs: list[Path], out: Path) -> None:
     save_fp16(first, model_dirs[0], out)
     summary = {"final_model": f"uniform average of the weights of {len(model_dirs)} checkpoints (training.average)"}
     summary["checkpoints"] = [str(d) for d in model_dirs]
+    summary["test_split_excluded"] = all(_excluded(d) for d in model_dirs)
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _excluded(model_dir: Path) -> bool:
+    """Whether a checkpoint's training_summary.json says it never saw the test split (missing: no)."""
+    path = model_dir / "training_summary.json"
+    return path.exists() and json.loads(path.read_text()).get("test_split_excluded") is True
 
 
 def main(argv: list[str] | None = None) -> int:

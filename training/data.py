@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ja_ner.labels import ENTITY_TYPES
 from training.split_data import split_of
 
 # The team's splits live beside the repository (never inside it); JA_NER_DATA points elsewhere.
@@ -32,7 +33,8 @@ TYPE_MAP: dict[str, str] = {
     "製品名": "PRD",
     "イベント名": "EVT",
 }
-TYPES: tuple[str, ...] = tuple(TYPE_MAP.values())
+TYPES: tuple[str, ...] = ENTITY_TYPES
+assert tuple(TYPE_MAP.values()) == TYPES, "TYPE_MAP must name ja_ner.labels.ENTITY_TYPES in order"
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,15 @@ def training_examples(path: Path) -> list[Example]:
 
 
 def load_split(name: str, data_dir: Path = DATA_DIR) -> list[Example]:
-    """One split of the data in ``data_dir`` (rules in the module docstring); ValueError on an unknown name."""
+    """One split of the data in ``data_dir`` (rules in the module docstring).
+
+    Raises ValueError on an unknown name, FileNotFoundError (saying where data comes from) without data.
+    """
+    if not (data_dir / "train.jsonl").exists() or not (data_dir / "dev.jsonl").exists():
+        raise FileNotFoundError(
+            f"no train.jsonl/dev.jsonl in {data_dir}: set JA_NER_DATA to the Stockmark split folder "
+            "(the team's is ../shared/data/stockmark-ner) or run make data and set JA_NER_DATA=data"
+        )
     if name == "train":
         return training_examples(data_dir / "train.jsonl")
     if name == "dev":

@@ -3,7 +3,10 @@
 Rule: ``bucket = int(sha1(curid as UTF-8).hexdigest(), 16) % 10``; bucket 0 -> dev, 1 -> test, 2..9 ->
 train. Sentences of one Wikipedia article (one curid) always land in the same split. This is the rule
 for users outside this repository; the team's copy in ``../shared/data/stockmark-ner/`` was split
-earlier by another hash, so the two splits differ (figures in the model card are on the shared dev).
+earlier by another hash into train and dev, so the dev splits differ (figures in the model card are on
+the shared dev). The test rule is shared: ``training.data.load_split("test")`` takes the bucket-1
+sentences of the team's ``train.jsonl`` (and all of a ``test.jsonl`` written here), and training never
+reads them.
 
 Usage: ``python -m training.split_data [--url URL] [--out data]`` (needs network for the download;
 ``--input ner.json`` splits a local copy instead).

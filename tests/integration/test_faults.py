@@ -1,4 +1,5 @@
-"""Faults (issue 7): a killed worker, a model that cannot load, a request past responseTimeout.
+"""Faults (issue 7): a killed worker (alone, or one of two: issue 13), a model that cannot load, a request
+past responseTimeout.
 
 All three run on ONE TorchServe of their own (the tiny model, so restarts are quick) serving
 ``ja_ner`` (responseTimeout 3 s) next to ``broken`` (the same archive with its weights replaced
@@ -25,10 +26,10 @@ import pytest
 import requests
 import yaml
 
-from handler.server import free_port
+from handler.archive import REPO, build_mar
+from handler.server import Server, free_port, port_overrides, stop
 from handler.server import start as start_server
 from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc
-from tests.serverutil import REPO, Server, build_mar, port_overrides, stop
 
 pytestmark = pytest.mark.integration
 
@@ -116,6 +117,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
     overrides = {
         **port_overrides(),
         "load_models": "ja_ner=ja_ner.mar,broken=broken.mar",
+        "default_workers_per_model": "1",  # one worker; the two-worker case scales up for itself
         # worker sockets are /tmp/.ts.sock.<port> whatever TMPDIR says: keep clear of other servers
         "initial_worker_port": str(free_port()),
     }
@@ -303,6 +305,60 @@ def test_killed_worker_is_restarted_and_only_in_flight_requests_fail(faults: Fau
     noticed = min((f.end for f in failures), default=t_kill)
     assert all(f.start <= max(noticed, t_kill) for f in failures), figures
     assert any(o.ok and o.start > t_ready for o in outcomes), figures
+
+
+def _scale(faults: FaultServer, workers: int) -> None:
+    url = f"{faults.server.mgmt_url}/models/ja_ner?min_worker={workers}&max_worker={workers}&synchronous=true"
+    assert requests.put(url, timeout=RECOVERY_BOUND_S).status_code in (200, 202)
+    deadline = time.monotonic() + RECOVERY_BOUND_S
+    while len(faults.ready_pids()) != workers:
+        assert time.monotonic() < deadline, f"not {workers} READY workers\n{faults.log_tail()}"
+        time.sleep(0.5)
+
+
+def test_issue13_killed_worker_of_two_fails_nothing_sent_after_the_kill(faults: FaultServer) -> None:
+    """Two workers: SIGKILL one under load; the other keeps answering while it restarts.
+
+    Only requests the dead worker held may fail; every request sent after TorchServe noticed the
+    death (the first failure's answer, a few ms after the kill) succeeds, restart or not.
+    """
+    _scale(faults, 2)
+    try:
+        victim = faults.ready_pids()[0]
+        with Load(faults, rest_threads=4, grpc_threads=1) as load:
+            time.sleep(3)  # steady state, both workers busy
+            in_flight = len(load.threads)
+            t_kill = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            faults.wait_ready(not_pid=victim)  # the survivor, at once
+            deadline = time.monotonic() + RECOVERY_BOUND_S
+            while len([p for p in faults.ready_pids() if p != victim]) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            t_back = time.monotonic()
+            time.sleep(1)
+        outcomes = load.outcomes
+        failures = [o for o in outcomes if not o.ok]
+        noticed = min((f.end for f in failures), default=t_kill)
+        after = [o for o in outcomes if o.start > max(noticed, t_kill)]
+        during_restart = [o for o in after if o.start < t_back]
+        figures = {
+            "workers": 2,
+            "requests": len(outcomes),
+            "failed": len(failures),
+            "in_flight_at_kill": in_flight,
+            "failures": sorted({f.detail for f in failures}),
+            "sent_after_kill": len(after),
+            "failed_after_kill": sum(not o.ok for o in after),
+            "answered_while_restarting": sum(o.ok for o in during_restart),
+            "replacement_ready_after_s": round(t_back - t_kill, 1),
+        }
+        _record("worker_kill_two_workers", figures)
+        assert len(failures) <= in_flight, figures  # at most what the dead worker held
+        assert all(f.start <= max(noticed, t_kill) for f in failures), figures
+        assert after and all(o.ok for o in after), figures
+        assert figures["answered_while_restarting"] > 0, figures  # the survivor served during the restart
+    finally:
+        _scale(faults, 1)
 
 
 # -- responseTimeout -----------------------------------------------------------------------------

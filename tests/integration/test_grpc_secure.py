@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from handler.server import free_port
+from handler.server import free_port, start_on_free_ports, stop
 from ja_ner.client import NerClientError, RetryPolicy
 from ja_ner.client import cli as ja_ner_cli
 from ja_ner.client.grpc import GrpcClient
-from tests.serverutil import start_torchserve, stop
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +52,7 @@ def secure(torchserve, tmp_path_factory):
         # worker sockets are /tmp/.ts.sock.<port> whatever TMPDIR says: keep clear of the shared server's
         "initial_worker_port": str(free_port()),
     }
-    server = start_torchserve(overrides, torchserve.mar_dir, root / "work")
+    server = start_on_free_ports(overrides, torchserve.mar_dir, root / "work")
     try:
         yield server, cert, root
     finally:

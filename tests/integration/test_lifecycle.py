@@ -9,7 +9,8 @@ import psutil
 import pytest
 import requests
 
-from tests.serverutil import build_mar, start_torchserve, stop
+from handler.archive import build_mar
+from handler.server import start_on_free_ports, stop
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ def test_start_answers_then_stops_cleanly(tiny_model_dir, tmp_path):
     store = tmp_path / "store"
     build_mar(tiny_model_dir, store, "tiny")
     started = time.monotonic()
-    server = start_torchserve({"load_models": "tiny=tiny.mar"}, store, tmp_path / "work")
+    server = start_on_free_ports({"load_models": "tiny=tiny.mar"}, store, tmp_path / "work")
     startup_s = time.monotonic() - started
     pid = int((server.workdir / "tmp" / ".model_server.pid").read_text())
     java = psutil.Process(pid)

@@ -17,19 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from handler.server import free_port
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _fake(delay_ms: float, wrong_every: int = 0) -> Iterator[dict[str, str]]:
-    rest, grpc = _free_port(), _free_port()
+    rest, grpc = free_port(), free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -138,14 +134,14 @@ def test_missed_thresholds_fail_the_run(slow_fake: dict[str, str], tmp_path: Pat
 
 
 def test_a_given_host_that_is_down_is_a_setup_error(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     code, summary = run_loadtest({"--host": f"http://127.0.0.1:{port}"}, tmp_path, "--run-time", "1s")
     assert code == 2 and summary == {}
 
 
 def test_without_host_a_local_server_is_started_and_stopped(tmp_path: Path) -> None:
     """No --host and nothing listening: --serve-cmd starts it, the run uses it, --stop-cmd stops it."""
-    rest, grpc = _free_port(), _free_port()
+    rest, grpc = free_port(), free_port()
     pid = tmp_path / "fake.pid"
     serve = (
         f"{sys.executable} -m loadtest.fake_server --rest-port {rest} --grpc-port {grpc} --delay-ms 5"

@@ -26,10 +26,10 @@ import pytest
 import requests
 from google.protobuf import empty_pb2
 
-from handler.server import Server, free_port, read_properties, wait_ready
+from handler.archive import REPO
+from handler.server import Server, free_port, read_properties, stop, wait_ready
 from handler.server import start as start_server
 from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc, management_pb2, management_pb2_grpc
-from tests.serverutil import REPO, stop
 
 pytestmark = pytest.mark.integration
 
@@ -120,11 +120,10 @@ class Prod:
     def metrics(self) -> str:
         return f"http://127.0.0.1:{self.port('metrics_address')}"
 
-    def keys(self) -> dict[str, Any]:
-        return json.loads((self.server.workdir / "key_file.json").read_text())
-
     def key(self, kind: str) -> str:
-        return self.keys()[kind]["key"]
+        key = self.server.token(kind)
+        assert key is not None, f"no {kind} key in {self.server.key_file}"
+        return key
 
     def predict(self, token: str | None, body: bytes = TEXT.encode(), content_type: str = "text/plain"):
         headers = {"Content-Type": content_type, **({"Authorization": f"Bearer {token}"} if token else {})}

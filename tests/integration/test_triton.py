@@ -20,6 +20,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from deploy.triton import build_repo, serve
+from handler.server import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def triton(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     root = tmp_path_factory.mktemp("triton")
     spec = build_repo.RepoSpec(max_batch_size=16, max_queue_delay_us=QUEUE_DELAY_US)
     build_repo.build_repo(Path(torchserve.model_dir), root / "model_repository", spec)
-    ports = serve.Ports(http=serve.free_port(), grpc=serve.free_port(), metrics=serve.free_port())
+    ports = serve.Ports(http=free_port(), grpc=free_port(), metrics=free_port())
     server = serve.start_triton(root / "model_repository", workdir=root / "run", ports=ports, timeout_s=300)
     try:
         yield server

@@ -48,7 +48,9 @@ def test_hub_id_resolves_through_huggingface_hub_offline(tiny_model_dir, tmp_pat
 def test_archive_holds_weights_tokenizer_handler_core_and_config(tiny_model_dir, tmp_path):
     mar = build(str(tiny_model_dir), "tiny", "2.0", tmp_path, REPO / "model-config.yaml")
     names = set(zipfile.ZipFile(mar).namelist())
-    assert {"handler.py", "streaming.py", "model-config.yaml", "MAR-INF/MANIFEST.json"} <= names
+    assert {"entry.py", "handler/__init__.py", "handler/handler.py", "handler/streaming.py"} <= names
+    assert {"model-config.yaml", "MAR-INF/MANIFEST.json"} <= names
+    assert not {"handler/archive.py", "handler/server.py"} & names  # build tools stay out
     assert {
         "model/model.safetensors",
         "model/config.json",

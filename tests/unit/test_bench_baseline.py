@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.baseline_handler import MAX_LENGTH, BaselineHandler, request_text
-from tests.tiny_model import IO_LABELS
+from ja_ner.labels import IO_LABELS
 
 
 @pytest.fixture(scope="module")

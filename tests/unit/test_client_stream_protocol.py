@@ -7,10 +7,8 @@ message, and the ``ts_stream_next`` header of each (docs/grpc.md explains why it
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import struct
-from pathlib import Path
 
 import pytest
 
@@ -18,11 +16,7 @@ pytest.importorskip("ts")
 from ts.context import Context, RequestProcessor  # noqa: E402
 from ts.protocol.otf_message_handler import create_predict_response  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location(
-    "ja_ner_handler_streaming", Path(__file__).resolve().parents[2] / "handler" / "streaming.py"
-)
-streaming = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(streaming)
+from handler import streaming  # noqa: E402
 
 # What TorchServe 0.12's Service.retrieve_data_for_inference builds per request: one dict entry
 # per input key / parameter, plus string HTTP headers for REST.

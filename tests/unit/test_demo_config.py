@@ -6,8 +6,8 @@ import json
 import urllib.request
 
 from demo.serve import DEFAULT_PORT, STATIC, origin, serve_in_thread
+from handler.archive import REPO
 from handler.server import read_properties
-from tests.serverutil import REPO
 
 CORS_KEYS = ("cors_allowed_origin", "cors_allowed_methods", "cors_allowed_headers")
 

@@ -73,3 +73,35 @@ def test_plan_respects_the_token_budget_and_order(xlmr_tokenizer):
         assert all(len(g) * (max(len(w) for w in g) + 2) <= 100 or len(g) == 1 for g in groups)
     ordered = [w for g in plan(windows, token_budget=100, keep_order=True) for w in g]
     assert ordered == windows
+
+
+def _segment_by_rescan(doc_index, tokens, text, *, max_tokens, overlap):
+    """The segmenter before issue 13: the previous bound found by rescanning every bound."""
+    from ja_ner.segment import Window, _sentence_token_bounds, _split_long
+
+    bounds = _sentence_token_bounds(tokens, text)
+    windows, cur = [], 0
+    for nxt in bounds[1:]:
+        if nxt - cur <= max_tokens:
+            continue
+        prev = max((b for b in bounds if cur < b < nxt), default=None)
+        if prev is not None and prev - cur <= max_tokens:
+            windows.append(Window(doc_index, cur, prev, cur, prev))
+            cur = prev
+        if nxt - cur > max_tokens:
+            windows.extend(_split_long(doc_index, cur, nxt, max_tokens, overlap))
+            cur = nxt
+    if cur < len(tokens):
+        windows.append(Window(doc_index, cur, len(tokens), cur, len(tokens)))
+    return windows
+
+
+def test_issue13_one_pass_matches_the_rescan(xlmr_tokenizer):
+    """The one-pass segmenter cuts exactly the windows the quadratic rescan cut."""
+    sentences = ["東京に行く。", "大阪府の鈴木さんは会社員です！", "長" * 70 + "。", "え？", "「はい。」\n", "終わり"]
+    text = "".join(sentences[(i * 7) % len(sentences)] for i in range(120))
+    tokens = encode([text], xlmr_tokenizer)[0]
+    for max_tokens, overlap in ((8, 2), (25, 4), (64, 16), (254, 32)):
+        windows = segment(0, tokens, text, max_tokens=max_tokens, overlap=overlap)
+        assert windows == _segment_by_rescan(0, tokens, text, max_tokens=max_tokens, overlap=overlap)
+        assert _owned(windows) == list(range(len(tokens)))

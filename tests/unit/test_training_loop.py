@@ -1,11 +1,12 @@
 """The training loop end to end on a tiny random encoder: it selects epochs by the served score."""
 
 import json
+import shutil
 
 import torch
 from transformers import AutoModelForTokenClassification
 
-from tests.tiny_model import build_tiny_encoder
+from training import standins
 from training.align import LABELS
 from training.data import load_jsonl
 from training.evaluate import evaluate, pipeline_predictor
@@ -33,7 +34,9 @@ def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
     split = _write_split(tmp_path / "split.jsonl")
     out = tmp_path / "model"
     recipe = Recipe(epochs=2, batch_size=4, threads=1)
-    summary = train(build_tiny_encoder(tmp_path / "base"), out, recipe, split, split, keep_epochs=True)
+    summary = train(
+        standins.build(tmp_path / "base", standins.TINY_ENCODER), out, recipe, split, split, keep_epochs=True
+    )
 
     model = AutoModelForTokenClassification.from_pretrained(out)
     assert [model.config.id2label[i] for i in range(len(LABELS))] == list(LABELS)
@@ -43,6 +46,7 @@ def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
     assert summary["best_dev_micro_f1"] == round(served.micro.f1, 4)
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
     assert summary["train_sentences"] == len(SENTENCES) * 3 - 2  # the test split never reaches training
+    assert summary["test_split_excluded"] is True
     assert all("dev_raw_argmax_f1" in h for h in summary["history"])
     assert json.loads((out / "training_summary.json").read_text())["best_epoch"] == summary["best_epoch"]
     assert not list(tmp_path.glob(".model.last-epoch"))  # the per-epoch scratch folder is removed
@@ -52,12 +56,19 @@ def test_one_epoch_writes_a_model_scored_as_served(tmp_path):
 def test_average_of_checkpoints_is_their_elementwise_mean(tmp_path):
     from training.average import average
 
-    base = build_tiny_encoder(tmp_path / "base")
+    base = standins.build(tmp_path / "base", standins.TINY_ENCODER)
     split = _write_split(tmp_path / "split.jsonl")
-    recipe = Recipe(epochs=2, batch_size=4, threads=1, lr=1e-3)
-    train(base, tmp_path / "m", recipe, split, split, keep_epochs=True)
+    recipe = Recipe(epochs=2, batch_size=4, threads=1, lr=1e-3, augment=3)
+    summary = train(base, tmp_path / "m", recipe, split, split, keep_epochs=True)
+    assert summary["train_sentences"] == len(SENTENCES) * 3 - 2 + 3  # --augment 3: three boundary-augmented copies
+    assert summary["recipe"]["augment"] == 3
     a, b = (tmp_path / f"m-epoch{i}" for i in (1, 2))
     average([a, b], tmp_path / "avg")
+    assert json.loads((tmp_path / "avg" / "training_summary.json").read_text())["test_split_excluded"] is True
+    unknown = shutil.copytree(a, tmp_path / "no-provenance")
+    (unknown / "training_summary.json").unlink()
+    average([a, unknown], tmp_path / "avg-unknown")  # a member with no provenance: not held out
+    assert json.loads((tmp_path / "avg-unknown" / "training_summary.json").read_text())["test_split_excluded"] is False
     load = AutoModelForTokenClassification.from_pretrained
     wa, wb, wm = (load(d).classifier.weight for d in (a, b, tmp_path / "avg"))
     assert not torch.equal(wa, wb)

@@ -1,0 +1,145 @@
+"""Settings resolved from the machine at start-up: workers, torch threads per worker, number format.
+
+The decisions are pure functions of a ``Hardware`` description, so tests simulate any CPU or GPU;
+``detect()`` describes the machine this process runs on. Rules (docs/performance.md, "auto"):
+
+- **workers**: one per GPU; on CPU one per core this process may use (affinity and cgroup quota).
+  That is also TorchServe's own default (``default_workers_per_model`` unset: GPU count, else the
+  JVM's available processors), so a server started without ``handler/server.py`` agrees.
+- **threads** per worker: the usable cores divided by the workers (1 with auto workers: more would
+  oversubscribe the cores). The TorchServe handler knows the workers from model-config.yaml's
+  ``minWorkers`` when an operator sets it, else assumes auto workers; in process it is 1 worker.
+- **dtype** (number format): on CUDA bfloat16 from capability 8.0, float16 from 7.0, else float32.
+  On CPU: bfloat16 where the CPU runs it natively (``amx_bf16`` or ``avx512_bf16``; emulated
+  bfloat16 is 4-12x slower than float32); else int8 (dynamic, head and embeddings in float) when
+  the model's recorded accuracy gate passed; else float32. A reduced format whose gate is
+  recorded as failed is never chosen; bfloat16 without a record is (its held-out F1 matched fp32).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATS = ("float32", "bfloat16", "float16", "int8")
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the decisions depend on."""
+
+    cores: int  # CPU cores this process may use
+    cpu_flags: frozenset[str] = frozenset()  # /proc/cpuinfo flags
+    gpus: int = 0
+    cuda_capability: tuple[int, int] | None = None  # of GPU 0
+
+    def describe(self) -> str:
+        shown = sorted(f for f in self.cpu_flags if f.startswith(("amx", "avx512_bf16", "avx512_vnni", "avx_vnni")))
+        gpu = f", {self.gpus} GPU(s) capability {self.cuda_capability}" if self.gpus else ""
+        return f"{self.cores} usable core(s), CPU flags [{' '.join(shown) or 'no bf16/int8 dot-product flags'}]{gpu}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A resolved value and why it was chosen (logged at worker start)."""
+
+    value: int | str
+    reason: str
+
+
+def usable_cores(affinity: int | None = None, cpu_max: str | None = None) -> int:
+    """Cores this process may use: the affinity mask, lowered by a cgroup v2 ``cpu.max`` quota.
+
+    Args:
+        affinity: cores in the affinity mask (default: ``os.sched_getaffinity``).
+        cpu_max: the text of ``cpu.max`` ("max 100000" or "150000 100000"; default: read it).
+
+    A fractional quota rounds down, never below 1.
+    """
+    if affinity is None:
+        affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cpu_max is None:
+        path = Path("/sys/fs/cgroup/cpu.max")
+        cpu_max = path.read_text() if path.is_file() else "max"
+    quota, _, period = cpu_max.strip().partition(" ")
+    cores = affinity
+    if quota != "max" and period:
+        cores = min(cores, int(quota) // int(period))
+    return max(1, cores)
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The ``flags`` of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.is_file() else ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def detect() -> Hardware:
+    """This machine. Counts GPUs with torch only if torch is importable (imported here, lazily)."""
+    gpus, capability = 0, None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpus = torch.cuda.device_count()
+            capability = tuple(torch.cuda.get_device_capability(0))
+    except ImportError:
+        pass
+    return Hardware(usable_cores(), cpu_flags(), gpus, capability)  # type: ignore[arg-type]
+
+
+def workers(hw: Hardware) -> Choice:
+    """TorchServe workers for one model."""
+    if hw.gpus:
+        return Choice(hw.gpus, f"one worker per GPU ({hw.gpus})")
+    return Choice(hw.cores, f"one single-thread worker per usable core ({hw.cores})")
+
+
+def threads(hw: Hardware, workers: int, device: str = "cpu") -> Choice:
+    """Torch intra-op threads of one of ``workers`` processes sharing the machine.
+
+    In process (bench, evaluation, the CLI) ``workers`` is 1: every usable core.
+    """
+    if device.startswith("cuda"):
+        return Choice(1, "the GPU does the work; one CPU thread feeds it")
+    n = max(1, hw.cores // max(1, workers))
+    return Choice(n, f"{hw.cores} usable core(s) shared by {workers} worker(s)")
+
+
+def dtype(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> Choice:
+    """The number format of the forward pass.
+
+    Args:
+        gates: format -> whether its recorded accuracy gate passed (``gates_of``); a format
+            missing here was not measured.
+    """
+    if device.startswith("cuda"):
+        cap = hw.cuda_capability or (0, 0)
+        if cap >= (8, 0) and gates.get("bfloat16", True):
+            return Choice("bfloat16", f"CUDA capability {cap[0]}.{cap[1]} runs bfloat16 natively")
+        if cap >= (7, 0) and gates.get("float16", True):
+            return Choice("float16", f"CUDA capability {cap[0]}.{cap[1]}: float16 tensor cores, no bfloat16")
+        return Choice("float32", f"CUDA capability {cap[0]}.{cap[1]}: no fast half precision")
+    native = sorted(f for f in NATIVE_BF16_FLAGS if f in hw.cpu_flags)
+    if native and gates.get("bfloat16", True):
+        return Choice("bfloat16", f"CPU runs bfloat16 natively ({' '.join(native)})")
+    if gates.get("int8"):
+        return Choice("int8", "no native bfloat16; the model's int8 accuracy gate passed (head kept in float)")
+    why = "its int8 gate failed" if gates.get("int8") is False else "no int8 gate is recorded for it"
+    return Choice("float32", f"no native bfloat16 on this CPU and the model's {why}")
+
+
+def gates_of(model_config: Mapping[str, object]) -> dict[str, bool]:
+    """Format -> passed, from a model's config.json ``ner_format_gates`` (written by ``bench.parity --record``)."""
+    raw = model_config.get("ner_format_gates") or {}
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): bool(v.get("passed")) for k, v in raw.items() if isinstance(v, Mapping)}
