@@ -126,3 +126,21 @@ def test_every_option_is_parsed_and_offered_by_the_cli():
         parse_options({"colour": "red"})
     with pytest.raises(InvalidInput, match="'aggregation' must be one of 'simple', 'first', 'average', 'max'"):
         parse_options({"aggregation": None})  # null is "not set" only for min_score
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (bytearray(b"\x00"), "malformed JSON"),  # TorchServe could not parse it: raw bytes
+        (bytearray(b""), "malformed JSON"),
+        (bytearray(b"\xff"), "not valid UTF-8"),
+        ("abc", "must be an object"),  # a JSON string, parsed by TorchServe
+        (5, "must be an object"),
+    ],
+)
+def test_a_body_declared_json_must_be_a_json_object(body, message) -> None:
+    """Regression (schemathesis): `Content-Type: application/json` with a non-JSON body was read as text."""
+    with pytest.raises(InvalidInput, match=message):
+        parse_request({"body": body}, max_texts=4, content_type="application/json; charset=utf-8")
+    assert parse_request({"body": bytearray(b"\x00")}, max_texts=4).documents[0].text == "\x00"  # undeclared: text
+    assert parse_request({"body": {"text": "a"}}, max_texts=4, content_type="application/json").documents[0].text == "a"
