@@ -32,6 +32,12 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def _body_type(context: Any, idx: int) -> str | None:
+    """The media type TorchServe recorded for request ``idx``'s REST body (None over gRPC)."""
+    header = context.get_request_header(idx, "body")
+    return header.get("content-type") if isinstance(header, dict) else None
+
+
 class JaNerHandler:
     """One TorchServe worker's handler: loads the pipeline once, answers batches."""
 
@@ -78,7 +84,7 @@ class JaNerHandler:
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
         """Answer every request of a TorchServe batch; one bad request never fails the others."""
         assert self.pipeline is not None
-        parsed: list[ParsedRequest | NerError] = [self._parse(row) for row in data]
+        parsed = [self._parse(row, _body_type(context, idx)) for idx, row in enumerate(data)]
         for idx in range(len(data)):
             context.set_response_content_type(idx, "application/json")
         ok = {i: p for i, p in enumerate(parsed) if isinstance(p, ParsedRequest)}
@@ -100,14 +106,20 @@ class JaNerHandler:
                 bodies.append(_dumps(body))
         for idx in range(len(data)):
             streaming.mark_final(context, idx)
-        self._metrics(context, len(data), len(docs), times)
+        streamed = sum(len(ok[i].documents) for i in stream)
+        self._metrics(context, len(data), len(docs) + streamed, times)
         return bodies
 
-    def _parse(self, row: dict[str, Any]) -> ParsedRequest | NerError:
+    def _parse(self, row: dict[str, Any], content_type: str | None) -> ParsedRequest | NerError:
         assert self.pipeline is not None
         try:
             settings = self.pipeline.settings
-            return parse_request(row, max_texts=settings.max_texts, max_request_chars=settings.max_request_chars)
+            return parse_request(
+                row,
+                max_texts=settings.max_texts,
+                max_request_chars=settings.max_request_chars,
+                content_type=content_type,
+            )
         except NerError as err:
             return err
 

@@ -58,26 +58,35 @@ def _from_json(obj: Any, options: RequestOptions, max_texts: int) -> ParsedReque
     return ParsedRequest(tuple(Document(t, options) for t in texts), batch=True)
 
 
-def parse_request(payload: dict[str, Any], *, max_texts: int, max_request_chars: int | None = None) -> ParsedRequest:
+def parse_request(
+    payload: dict[str, Any], *, max_texts: int, max_request_chars: int | None = None, content_type: str | None = None
+) -> ParsedRequest:
     """Read one request as TorchServe hands it to a handler (REST or gRPC).
 
     ``payload`` maps "body" or "data" to a str (text/plain), a dict (parsed JSON) or bytes
     (anything else: JSON is recognised by a leading "{"); a separate "options" entry (gRPC
-    input map) holds JSON options.
+    input map) holds JSON options. ``content_type`` is the body's media type where the
+    transport has one: a body declared JSON must be a JSON object (TorchServe hands over
+    the raw bytes when its own parse failed, or a str for a JSON string).
 
     Raises:
         InvalidInput: no payload, bad UTF-8, bad JSON, wrong shape, bad options.
         InputTooLarge: more than ``max_texts`` texts, or more than ``max_request_chars`` characters
             in all texts together (one request must not hold a worker past its timeout).
     """
-    parsed = _parse(payload, max_texts)
+    parsed = _parse(payload, max_texts, declared_json=_is_json(content_type))
     total = sum(len(d.text) for d in parsed.documents)
     if max_request_chars is not None and total > max_request_chars:
         raise InputTooLarge(f"the request has {total} characters in all; the limit is {max_request_chars}")
     return parsed
 
 
-def _parse(payload: dict[str, Any], max_texts: int) -> ParsedRequest:
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _parse(payload: dict[str, Any], max_texts: int, *, declared_json: bool = False) -> ParsedRequest:
     key = next((k for k in PAYLOAD_KEYS if k in payload), None)
     if key is None:
         raise InvalidInput(f"no request body; send text or JSON (input key one of {', '.join(PAYLOAD_KEYS)})")
@@ -87,6 +96,10 @@ def _parse(payload: dict[str, Any], max_texts: int) -> ParsedRequest:
         text = _decode(raw) if isinstance(raw, (bytes, bytearray)) else raw
         options = parse_options(_loads(text) if isinstance(text, str) else text)
     body = payload[key]
+    if declared_json and isinstance(body, (bytes, bytearray)):
+        body = _loads(_decode(body))  # TorchServe's own parse failed: say why
+    if declared_json and not isinstance(body, (dict, list)):
+        raise InvalidInput('JSON body must be an object with "text" or "texts"')
     if isinstance(body, (bytes, bytearray)):
         body = _decode(body)
         if body.lstrip().startswith("{"):

@@ -89,7 +89,15 @@ def training_examples(path: Path) -> list[Example]:
 
 
 def load_split(name: str, data_dir: Path = DATA_DIR) -> list[Example]:
-    """One split of the data in ``data_dir`` (rules in the module docstring); ValueError on an unknown name."""
+    """One split of the data in ``data_dir`` (rules in the module docstring).
+
+    Raises ValueError on an unknown name, FileNotFoundError (saying where data comes from) without data.
+    """
+    if not (data_dir / "train.jsonl").exists() or not (data_dir / "dev.jsonl").exists():
+        raise FileNotFoundError(
+            f"no train.jsonl/dev.jsonl in {data_dir}: set JA_NER_DATA to the Stockmark split folder "
+            "(the team's is ../shared/data/stockmark-ner) or run make data and set JA_NER_DATA=data"
+        )
     if name == "train":
         return training_examples(data_dir / "train.jsonl")
     if name == "dev":

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from typing import TextIO
 
 from ja_ner.client.results import NerClient, NerClientError, Prediction
+from ja_ner.options import OPTIONS
 
 log = logging.getLogger("ja_ner.client.cli")
 
@@ -45,9 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-ca", help="PEM certificate to trust (enables TLS for gRPC)")
     parser.add_argument("--tls-server-name", help="gRPC: host name to check the certificate against")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
-    parser.add_argument("--aggregation", choices=["simple", "first", "average", "max"], help="entity grouping")
-    parser.add_argument("--offsets", choices=["codepoint", "utf16"], help="unit of start/end")
-    parser.add_argument("--min-score", type=float, help="drop entities scoring below (0-1; default: the model's)")
+    for spec in OPTIONS:  # the request options, from their one definition (ja_ner.options)
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.kind is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=spec.help)
+        elif spec.choices:
+            parser.add_argument(flag, choices=spec.choices, help=spec.help)
+        else:
+            parser.add_argument(flag, type=spec.kind, help=spec.help)
     parser.add_argument("--json", action="store_true", help="print the answer as JSON (one line per stream message)")
     parser.add_argument("--timing", action="store_true", help="log first-message and total latency to stderr")
     parser.add_argument("--verbose", "-v", action="store_true", help="log diagnostics to stderr")
@@ -112,8 +118,7 @@ def _as_json(prediction: Prediction) -> str:
 
 
 def _run(client: NerClient, text: str, args: argparse.Namespace, out: TextIO) -> None:
-    chosen = (("aggregation", args.aggregation), ("offsets", args.offsets), ("min_score", args.min_score))
-    options = {k: v for k, v in chosen if v is not None}
+    options = {spec.name: getattr(args, spec.name) for spec in OPTIONS if getattr(args, spec.name) is not None}
     started = time.perf_counter()
     if not args.stream:
         prediction = client.predict(text, **options)

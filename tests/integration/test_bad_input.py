@@ -134,6 +134,9 @@ CASES: list[Case] = [
         error=(400, INVALID, "unknown field(s): x"),
     ),
     Case("json-array", b"[1, 2, 3]", JSON, None, error=(400, INVALID, "must be an object")),
+    # Regressions found by schemathesis: a body declared JSON was read as plain text when it was not JSON.
+    Case("json-declared-nul-byte", b"\x00", JSON, None, error=(400, INVALID, "malformed JSON")),
+    Case("json-declared-json-string", b'"abc"', JSON, None, error=(400, INVALID, "must be an object")),
     Case(
         "text-and-texts",
         _j({"text": "a", "texts": ["b"]}),

@@ -58,13 +58,16 @@ def test_training_examples_drop_the_test_split_from_any_file():
 
 
 def test_test_split_includes_a_make_data_test_file(tmp_path):
-    shutil.copy(MINI / "train.jsonl", tmp_path / "train.jsonl")
+    for name in ("train.jsonl", "dev.jsonl"):
+        shutil.copy(MINI / name, tmp_path / name)
     rec = {"curid": "19", "text": "大阪は晴れ。", "entities": [{"name": "大阪", "span": [0, 2], "type": "地名"}]}
     assert split_of("19") == "test"
     (tmp_path / "test.jsonl").write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
     assert {ex.curid for ex in load_split("test", tmp_path)} == {"121", "125", "19"}
     with pytest.raises(ValueError, match="unknown split"):
         load_split("validation", tmp_path)
+    with pytest.raises(FileNotFoundError, match="JA_NER_DATA"):
+        load_split("test", tmp_path / "nowhere")
 
 
 def test_test_split_is_about_a_tenth():
