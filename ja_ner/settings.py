@@ -40,7 +40,7 @@ class Settings:
     overlap_tokens: int = 32  # tokens shared by consecutive windows of one long sentence
     max_chars: int = 100_000  # longest accepted text (code points); longer -> 413
     max_texts: int = 64  # largest client batch (``texts``); larger -> 413
-    max_request_chars: int = 200_000  # all texts of one request together (code points) -> 413
+    max_request_chars: int = 100_000  # all texts of one request together (code points) -> 413
     token_budget: int = 4096  # padded tokens per forward micro-batch
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | int8 (auto: ja_ner.hardware decides)
     threads: int = 0  # torch intra-op threads on CPU; 0 ("auto" in YAML): from the cores (ja_ner.hardware)
