@@ -3,6 +3,12 @@
 Each user keeps one HTTP/1.1 connection open. Texts are taken in a fixed round-robin order
 shared by all users, so every mode of one run sends the same sequence. Only requests that end
 inside the measurement window count (after a warm-up), so the figures are steady-state ones.
+
+Why not the Locust suite (``loadtest/``): the benchmark compares servers by ratios in one run on a
+small machine, so the client must cost little CPU and add the same fixed, small overhead to every
+mode (a thread and a kept-alive ``http.client`` connection per user, no event loop, no answer
+checks, no per-request bookkeeping beyond two timestamps); Locust's gevent runtime and answer
+checks cost a measurable share of a 2-core box. Percentiles come from ``loadtest.stats``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
+
+from loadtest.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -36,15 +44,6 @@ class LevelResult:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The nearest-rank ``q``-th percentile (0 < q <= 100) of ``values``; 0.0 when empty."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n * q / 100), at least 1
-    return ordered[int(rank) - 1]
 
 
 class _User(threading.Thread):
@@ -120,15 +119,16 @@ def run_level(
     window = [(end - start) * 1000 for t in threads for start, end, ok in t.records if t0 <= end <= t1 and ok]
     errors = sum(1 for t in threads for _, end, ok in t.records if t0 <= end <= t1 and not ok)
     span = t1 - t0
+    p50, p90, p99 = (round(percentile(window, q), 1) if window else 0.0 for q in (50, 90, 99))  # 0.0: none answered
     return LevelResult(
         users=users,
         seconds=round(span, 2),
         requests=len(window),
         errors=errors,
         throughput=round(len(window) / span, 2),
-        p50_ms=round(percentile(window, 50), 1),
-        p90_ms=round(percentile(window, 90), 1),
-        p99_ms=round(percentile(window, 99), 1),
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
         mean_ms=round(statistics.fmean(window), 1) if window else 0.0,
         client_cores=round((cpu1 - cpu0) / span, 2),
         other_cores=cpu.get("others", 0.0),

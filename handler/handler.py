@@ -106,7 +106,8 @@ class JaNerHandler:
                 bodies.append(_dumps(body))
         for idx in range(len(data)):
             streaming.mark_final(context, idx)
-        self._metrics(context, len(data), len(docs), times)
+        streamed = sum(len(ok[i].documents) for i in stream)
+        self._metrics(context, len(data), len(docs) + streamed, times)
         return bodies
 
     def _parse(self, row: dict[str, Any], content_type: str | None) -> ParsedRequest | NerError:

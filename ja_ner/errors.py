@@ -51,3 +51,11 @@ class Internal(NerError):
 
 
 ALL_ERRORS: tuple[type[NerError], ...] = (InvalidInput, InputTooLarge, NotReady, Internal)
+
+
+class ConfigError(ValueError):
+    """A bad setting or model found at start-up: the service refuses to start, no request is at fault.
+
+    Not a ``NerError``: it never becomes a response; adapters let it fail the worker's start
+    (TorchServe, Triton), with this message in the log.
+    """

@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModelForTokenClassification
 
 from ja_ner import hardware
 from ja_ner.batch import Batch
-from ja_ner.errors import InvalidInput
+from ja_ner.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ class Forward:
 
     def __init__(self, model_dir: str | Path, *, device: str, dtype: str, threads: int) -> None:
         if dtype != "auto" and dtype not in _DTYPES:
-            raise InvalidInput(f"dtype must be auto or one of {', '.join(_DTYPES)}, got {dtype!r}")
+            raise ConfigError(f"dtype must be auto or one of {', '.join(_DTYPES)}, got {dtype!r}")
         if dtype == "int8" and device != "cpu":
-            raise InvalidInput(f"dtype int8 (dynamic quantisation) runs on CPU only, not {device}")
+            raise ConfigError(f"dtype int8 (dynamic quantisation) runs on CPU only, not {device}")
         self.device = torch.device(device)
         config = AutoConfig.from_pretrained(model_dir)
         hw = hardware.detect() if dtype == "auto" or threads <= 0 else None

@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ja_ner.errors import InvalidInput
+from ja_ner.errors import ConfigError
 
 _PREFIXED = re.compile(r"^([BIES])-(.+)$")
 
@@ -73,14 +73,14 @@ class LabelCodec:
         non-O label is a bare type (IO), so ``ORG-O`` stays ``ORG-O``.
 
         Raises:
-            InvalidInput: ids are not 0..n-1 or no label is "O".
+            ConfigError: ids are not 0..n-1 or no label is "O" (a model that cannot be served).
         """
         labels = {int(k): v for k, v in id2label.items()}
         if sorted(labels) != list(range(len(labels))):
-            raise InvalidInput(f"id2label ids must be 0..{len(labels) - 1}")
+            raise ConfigError(f"id2label ids must be 0..{len(labels) - 1}")
         names = [labels[i] for i in range(len(labels))]
         if "O" not in names:
-            raise InvalidInput("id2label has no 'O' label")
+            raise ConfigError("id2label has no 'O' label")
         entity_names = [n for n in names if n != "O"]
         matches = [_PREFIXED.match(n) for n in entity_names]
         if entity_names and all(matches):

@@ -1,10 +1,15 @@
-"""Per-request options: enums looked up by value, validated once, unknown keys refused."""
+"""Per-request options: ONE definition (``RequestOptions``) from which the option list, the parser
+and the CLI flags are derived. Enums are looked up by value, values validated once, unknown keys refused.
+
+Adding an option is one field of ``RequestOptions`` (an enum, a bool, or a number in a range, with
+its help text in ``_meta``); the code that acts on it reads ``document.options.<name>``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, get_type_hints
 
 from ja_ner.errors import InvalidInput
 
@@ -25,26 +30,81 @@ class OffsetUnit(StrEnum):
     UTF16 = "utf16"  # JavaScript/Java string indices (astral characters count 2)
 
 
+class OutputFormat(StrEnum):
+    """Shape of a successful answer (errors keep theirs)."""
+
+    NATIVE = "native"  # {"model", "model_version", "entities": [{"type", "text", ...}], "truncated"}
+    HF = "hf"  # the list a Hugging Face TokenClassificationPipeline returns: entity_group, score, word, start, end
+
+
+def _meta(help: str, *, low: float | None = None, high: float | None = None) -> dict[str, Any]:
+    return {"help": help, "range": (low, high)}
+
+
 @dataclass(frozen=True)
 class RequestOptions:
-    """Options a client may set per request."""
+    """Options a client may set per request (JSON ``options``; CLI ``--<name>``)."""
 
-    aggregation: Aggregation = Aggregation.SIMPLE
-    offsets: OffsetUnit = OffsetUnit.CODEPOINT
-    include_tokens: bool = False
-    min_score: float | None = None  # drop entities scoring below; None: the service's default
+    aggregation: Aggregation = field(default=Aggregation.SIMPLE, metadata=_meta("entity grouping"))
+    offsets: OffsetUnit = field(default=OffsetUnit.CODEPOINT, metadata=_meta("unit of start/end"))
+    include_tokens: bool = field(default=False, metadata=_meta("also return the tokens with their spans and labels"))
+    min_score: float | None = field(
+        default=None, metadata=_meta("drop entities scoring below (0-1; default: the model's)", low=0.0, high=1.0)
+    )  # None: the service's default
+    format: OutputFormat = field(
+        default=OutputFormat.NATIVE, metadata=_meta("answer shape: native, or hf (a Hugging Face pipeline's list)")
+    )
 
 
-def _enum_value(enum: type[Enum], key: str, value: Any) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in enum)
-        raise InvalidInput(f"option {key!r} must be one of {allowed}, got {value!r}") from None
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option as the parser and the CLI see it."""
+
+    name: str
+    kind: type  # an Enum subclass, bool, or float
+    help: str
+    choices: tuple[str, ...] = ()  # the values of an enum option
+    range: tuple[float | None, float | None] = (None, None)  # inclusive bounds of a number
+    nullable: bool = False  # JSON null means "not set" (the default, None)
+
+
+def _specs() -> tuple[OptionSpec, ...]:
+    hints = get_type_hints(RequestOptions)
+    specs = []
+    for f in fields(RequestOptions):
+        kind = hints[f.name]
+        nullable = kind == float | None
+        kind = float if nullable else kind
+        choices = tuple(m.value for m in kind) if isinstance(kind, type) and issubclass(kind, Enum) else ()
+        specs.append(OptionSpec(f.name, kind, f.metadata["help"], choices, f.metadata["range"], nullable))
+    return tuple(specs)
+
+
+OPTIONS: tuple[OptionSpec, ...] = _specs()
+OPTION_NAMES: tuple[str, ...] = tuple(sorted(spec.name for spec in OPTIONS))
+
+
+def _parse_value(spec: OptionSpec, value: Any) -> Any:
+    if value is None and spec.nullable:
+        return None
+    if spec.choices:
+        try:
+            return spec.kind(value)
+        except ValueError:
+            allowed = ", ".join(repr(c) for c in spec.choices)
+            raise InvalidInput(f"option {spec.name!r} must be one of {allowed}, got {value!r}") from None
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"option {spec.name!r} must be true or false, got {value!r}")
+        return value
+    low, high = spec.range
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:  # type: ignore[operator]
+        raise InvalidInput(f"option {spec.name!r} must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
 
 
 def parse_options(raw: Any) -> RequestOptions:
-    """Validate a JSON ``options`` object.
+    """Validate a JSON ``options`` object; absent options keep their defaults.
 
     Raises:
         InvalidInput: not an object, an unknown option (named in the message), or a bad value.
@@ -53,24 +113,7 @@ def parse_options(raw: Any) -> RequestOptions:
         return RequestOptions()
     if not isinstance(raw, dict):
         raise InvalidInput(f"'options' must be a JSON object, got {type(raw).__name__}")
-    known = {"aggregation", "offsets", "include_tokens", "min_score"}
-    unknown = sorted(str(k) for k in raw if k not in known)
+    unknown = sorted(str(k) for k in raw if k not in OPTION_NAMES)
     if unknown:
-        raise InvalidInput(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    include_tokens = raw.get("include_tokens", False)
-    if not isinstance(include_tokens, bool):
-        raise InvalidInput(f"option 'include_tokens' must be true or false, got {include_tokens!r}")
-    return RequestOptions(
-        aggregation=_enum_value(Aggregation, "aggregation", raw.get("aggregation", "simple")),
-        offsets=_enum_value(OffsetUnit, "offsets", raw.get("offsets", "codepoint")),
-        include_tokens=include_tokens,
-        min_score=_min_score(raw.get("min_score")),
-    )
-
-
-def _min_score(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise InvalidInput(f"option 'min_score' must be a number from 0 to 1, got {value!r}")
-    return float(value)
+        raise InvalidInput(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}")
+    return RequestOptions(**{s.name: _parse_value(s, raw[s.name]) for s in OPTIONS if s.name in raw})

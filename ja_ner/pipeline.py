@@ -2,6 +2,11 @@
 
 Windows are cut in token space after one tokenizer pass over each whole document, so no token
 is ever re-tokenised at a window edge (see ``segment``).
+
+Failure policy (every adapter inherits it): a bad document is its own error outcome; if the batch
+as a whole fails anyway (a forward micro-batch raising, say out of memory), its documents are
+retried one by one and only those that fail again get ``Internal`` (500). ``predict`` never raises
+for a document's sake.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 from transformers import AutoTokenizer
 
 from ja_ner import aggregate, batch, encode, normalise, segment
-from ja_ner.errors import InputTooLarge, Internal, InvalidInput, NerError
+from ja_ner.errors import ConfigError, InputTooLarge, Internal, InvalidInput, NerError
 from ja_ner.forward import Forward
 from ja_ner.labels import LabelCodec
 from ja_ner.options import Aggregation
@@ -39,6 +44,12 @@ class StageTimes:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
         return now
 
+    def merge(self, other: StageTimes) -> None:
+        """Add another call's seconds and micro-batches to these."""
+        for stage, seconds in other.seconds.items():
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self.batches.extend(other.batches)
+
 
 @dataclass(frozen=True)
 class _Prepared:
@@ -55,7 +66,7 @@ class Pipeline:
         self.model_dir = Path(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if not self.tokenizer.is_fast:
-            raise InvalidInput("a fast tokenizer (tokenizer.json) is required for character offsets")
+            raise ConfigError(f"{self.model_dir}: a fast tokenizer (tokenizer.json) is required for character offsets")
         self.forward = Forward(model_dir, device=settings.device, dtype=settings.dtype, threads=settings.threads)
         self.codec = LabelCodec.from_id2label(self.forward.id2label)
         self.special = batch.SpecialIds(
@@ -64,7 +75,7 @@ class Pipeline:
         self.words = WordSplitter()
         # A model folder may carry its own calibrated threshold (config.json "ner_min_score").
         calibrated = float(getattr(self.forward.model.config, "ner_min_score", 0.0) or 0.0)
-        self.min_score = settings.min_score if settings.min_score >= 0 else calibrated
+        self.min_score = calibrated if settings.min_score is None else settings.min_score
         model_max = getattr(self.forward.model.config, "max_position_embeddings", 512) - 2
         self.window_tokens = min(settings.max_tokens, model_max) - 2
 
@@ -78,7 +89,23 @@ class Pipeline:
         return self.predict_timed(docs)[0]
 
     def predict_timed(self, docs: Sequence[Document]) -> tuple[list[Outcome], StageTimes]:
-        """``predict`` plus per-stage timings for metrics."""
+        """``predict`` plus per-stage timings for metrics (see the failure policy at the top)."""
+        try:
+            return self._predict_timed(docs)
+        except Exception:
+            if len(docs) < 2:
+                log.exception("prediction failed for one document")
+                return [Internal("internal error while predicting; see the server log") for _ in docs], StageTimes()
+            log.exception("prediction failed for a batch of %d documents; retrying one by one", len(docs))
+        outcomes: list[Outcome] = []
+        times = StageTimes()
+        for doc in docs:
+            answered, spent = self.predict_timed([doc])
+            outcomes += answered
+            times.merge(spent)
+        return outcomes, times
+
+    def _predict_timed(self, docs: Sequence[Document]) -> tuple[list[Outcome], StageTimes]:
         times = StageTimes()
         t = time.perf_counter()
         prepared: list[_Prepared | NerError] = [self._prepare(d) for d in docs]
@@ -111,7 +138,12 @@ class Pipeline:
         # micro-batches of consecutive windows to keep the throughput of a plain request.
         rest = batch.plan(windows[1:], token_budget=self.settings.token_budget, keep_order=True)
         for group in [windows[:1], *rest] if windows else []:
-            self._run_into(group, tokens, [doc_probs])
+            try:
+                self._run_into(group, tokens, [doc_probs])
+            except Exception:  # the policy at the top: this document alone fails
+                log.exception("forward failed while streaming one document")
+                yield True, Internal("internal error while predicting; see the server log")
+                return
             for window in group:
                 part = slice(window.own_start, window.own_end)
                 yield False, self._finish(prepared, tokens[0], doc_probs, part)

@@ -1,12 +1,16 @@
-"""Service-wide settings, built once per entry point from one source."""
+"""Service-wide settings, built once per entry point from one source, checked however they are built."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import Any
+from typing import Any, get_type_hints
 
-from ja_ner.errors import InvalidInput
+from ja_ner.errors import ConfigError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def _as_bool(value: Any) -> bool:
@@ -25,7 +29,11 @@ def _as_bool(value: Any) -> bool:
 class Settings:
     """Limits and tuning of one pipeline instance.
 
-    Lengths are in tokens unless named ``*_chars``.
+    Lengths are in tokens unless named ``*_chars``. Every way of building one (the constructor,
+    ``dataclasses.replace``, ``from_mapping``) is checked by ``__post_init__``.
+
+    Raises:
+        ConfigError: a value of the wrong type or out of range, named in the message.
     """
 
     max_tokens: int = 256  # window length given to the model, special tokens included
@@ -36,10 +44,28 @@ class Settings:
     token_budget: int = 4096  # padded tokens per forward micro-batch
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | int8 (auto: ja_ner.hardware decides)
     threads: int = 0  # torch intra-op threads on CPU; 0 ("auto" in YAML): from the cores (ja_ner.hardware)
-    device: str = "cpu"  # "cpu" or "cuda:N"; adapters set it from their runtime
+    device: str = "cpu"  # "cpu" or "cuda:N": the runtime decides (never a config key, see from_mapping)
     word_edges: bool = True  # entity edges follow the analyser's words (ja_ner.edges)
     keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
-    min_score: float = -1.0  # drop entities scoring below; < 0: the model's calibrated value (ner_min_score)
+    min_score: float | None = None  # drop entities scoring below; None: the model's calibrated ner_min_score
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), _TYPES[f.name])
+        positive = ("max_tokens", "max_chars", "max_texts", "max_request_chars", "token_budget")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"setting {name!r} must be at least 1, got {getattr(self, name)}")
+        if self.overlap_tokens < 0 or self.overlap_tokens * 2 >= self.max_tokens - 2:
+            raise ConfigError("overlap_tokens must be at least 0 and less than half of max_tokens")
+        if self.threads < 0:
+            raise ConfigError(f"setting 'threads' must be 0 (auto: from the cores) or more, got {self.threads}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"setting 'dtype' must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not _DEVICE.match(self.device):
+            raise ConfigError(f"setting 'device' must be 'cpu' or 'cuda:N', got {self.device!r}")
+        if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
+            raise ConfigError(f"setting 'min_score' must be from 0 to 1, or null for the model's, got {self.min_score}")
 
     @cached_property
     def function_word_types(self) -> frozenset[str]:
@@ -48,25 +74,45 @@ class Settings:
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any] | None) -> Settings:
-        """Build from a mapping (e.g. the ``handler:`` section of model-config.yaml).
+        """Build from a mapping of config values (the ``handler:`` section of model-config.yaml,
+        Triton ``parameters``), converting strings to each field's type.
 
-        Unknown keys are refused so a typo in a config file is not silently ignored.
+        Unknown keys are refused so a typo in a config file is not silently ignored; so is
+        ``device``, which the runtime decides (TorchServe's ``gpu_id``, Triton's instance kind)
+        in every adapter alike. ``null`` (or an empty string) for ``min_score`` means not set;
+        ``auto`` for ``threads`` is 0 (``ja_ner.hardware`` decides at load).
+
+        Raises:
+            ConfigError: an unknown key, ``device``, or a value of the wrong type or out of range.
         """
         raw = dict(raw or {})
-        names = {f.name: f for f in fields(cls)}
+        if "device" in raw:
+            raise ConfigError("'device' is not a setting: the runtime decides it (TorchServe gpu_id, Triton kind)")
+        names = sorted(f.name for f in fields(cls) if f.name != "device")
         unknown = sorted(set(raw) - set(names))
         if unknown:
-            raise InvalidInput(f"unknown setting(s): {', '.join(unknown)}")
-        values = {}
-        for key, value in raw.items():
-            kind = type(getattr(cls(), key))
-            if key == "threads" and value == "auto":
-                value = 0
-            try:
-                values[key] = _as_bool(value) if kind is bool else kind(value)
-            except (TypeError, ValueError):
-                raise InvalidInput(f"setting {key!r} must be {kind.__name__}, got {value!r}") from None
-        settings = cls(**values)
-        if settings.overlap_tokens * 2 >= settings.max_tokens - 2:
-            raise InvalidInput("overlap_tokens must be less than half of max_tokens")
-        return settings
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(names)}")
+        if raw.get("threads") == "auto":
+            raw["threads"] = 0
+        return cls(**{key: _convert(key, value, _TYPES[key]) for key, value in raw.items()})
+
+
+def _convert(name: str, value: Any, kind: Any) -> Any:
+    """A config value (YAML scalar or string) as ``kind`` (int, float, str, bool, or float | None)."""
+    if kind == float | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
+            return None
+        kind = float
+    try:
+        return _as_bool(value) if kind is bool else kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name!r} must be {getattr(kind, '__name__', kind)}, got {value!r}") from None
+
+
+def _check_type(name: str, value: Any, kind: Any) -> None:
+    allowed = (float, int, type(None)) if kind == float | None else (float, int) if kind is float else (kind,)
+    if not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"setting {name!r} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+
+
+_TYPES: dict[str, Any] = get_type_hints(Settings)

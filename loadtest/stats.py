@@ -15,6 +15,8 @@ PERCENTILES = (50, 90, 95, 99)
 def percentile(values: Sequence[float], q: float) -> float:
     """The nearest-rank ``q``-th percentile: the smallest value with at least q% of values <= it.
 
+    The project's one percentile (load tests, the benchmark client, the soak run).
+
     ``values`` need not be sorted. q=0 gives the minimum, q=100 the maximum.
 
     Raises:

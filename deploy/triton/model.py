@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ja_ner.errors import Internal, InvalidInput, NerError
+from ja_ner.errors import InvalidInput, NerError
 from ja_ner.pipeline import Pipeline, StageTimes
 from ja_ner.request import ParsedRequest, parse_request, render_response
 from ja_ner.settings import Settings
@@ -61,11 +61,9 @@ def settings_from_parameters(parameters: dict[str, str], *, kind: str, device_id
     """Settings from the ``parameters`` (one source) plus the device Triton assigned this instance.
 
     Raises:
-        InvalidInput: an unknown or ill-typed setting, or ``device`` set in the config (Triton decides it).
+        ConfigError: an unknown or ill-typed setting, or ``device`` set in the config (Triton decides it).
     """
     values = {k: v for k, v in parameters.items() if k not in ADAPTER_PARAMETERS}
-    if "device" in values:
-        raise InvalidInput("'device' is set by the instance_group kind, not by a parameter")
     settings = Settings.from_mapping(values)
     return replace(settings, device=f"cuda:{device_id}" if kind == "GPU" else "cpu")
 
@@ -180,12 +178,8 @@ class TritonPythonModel:
         documents: list[Document] = [
             doc for item in parsed if not isinstance(item, NerError) for rows in item for doc in rows.documents
         ]
-        try:
-            answered, times = self.pipeline.predict_timed(documents)
-        except Exception:  # the core answers errors per document; anything else is our fault
-            log.exception("pipeline failed on a batch of %d documents", len(documents))
-            failure = Internal("internal error; see the server log")
-            return [pb_utils.InferenceResponse(error=triton_error(failure.to_json())) for _ in requests]
+        # never raises: a failing batch is retried document by document (ja_ner.pipeline's policy)
+        answered, times = self.pipeline.predict_timed(documents)
         self.metrics.record(len(documents), times)
         outcomes = iter(answered)
         return [self._respond(item, outcomes) for item in parsed]

@@ -28,12 +28,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from ja_ner.client.results import NerClient, NerClientError, Prediction, ServerUnreachable
+from ja_ner.options import OPTIONS
 from ja_ner.types import Entity, entity_to_hf
 
 log = logging.getLogger("ja_ner.client.cli")
 
 TOKEN_ENV = "JA_NER_TOKEN"
-FORMATS = ("native", "hf")  # the request option ``format`` (README "REST API")
 DEFAULT_BATCH = 32  # texts per client batch; the service's max_texts is 64
 REFUSED = (400, 413)  # the service refused a text: reported on its line, the run goes on
 
@@ -56,12 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-ca", help="PEM certificate to trust (enables TLS for gRPC)")
     parser.add_argument("--tls-server-name", help="gRPC: host name to check the certificate against")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
-    parser.add_argument("--aggregation", choices=["simple", "first", "average", "max"], help="entity grouping")
-    parser.add_argument("--offsets", choices=["codepoint", "utf16"], help="unit of start/end")
-    parser.add_argument("--min-score", type=float, help="drop entities scoring below (0-1; default: the model's)")
-    parser.add_argument(
-        "--format", choices=FORMATS, help="answer shape: native (default) or hf (Hugging Face pipeline entities)"
-    )
+    for spec in OPTIONS:  # the request options, from their one definition (ja_ner.options)
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.kind is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=spec.help)
+        elif spec.choices:
+            parser.add_argument(flag, choices=spec.choices, help=spec.help)
+        else:
+            parser.add_argument(flag, type=spec.kind, help=spec.help)
     many = parser.add_mutually_exclusive_group()
     many.add_argument("--lines", action="store_true", help="many texts: one per line (blank lines skipped)")
     many.add_argument("--jsonl", action="store_true", help='many texts: JSON lines, {"text": ...} or a string')
@@ -146,13 +148,8 @@ def _as_json(prediction: Prediction, fmt: str | None = None) -> str:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    chosen = (
-        ("aggregation", args.aggregation),
-        ("offsets", args.offsets),
-        ("min_score", args.min_score),
-        ("format", args.format),
-    )
-    return {k: v for k, v in chosen if v is not None}
+    """The request options given on the command line (the flags derived from ja_ner.options)."""
+    return {spec.name: getattr(args, spec.name) for spec in OPTIONS if getattr(args, spec.name) is not None}
 
 
 def _run(client: NerClient, text: str, args: argparse.Namespace, out: TextIO) -> None:

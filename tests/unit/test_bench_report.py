@@ -1,11 +1,10 @@
-"""bench.report and bench.client.percentile: ratios, target checks and the markdown table."""
+"""bench.report: ratios, target checks and the markdown table (percentiles: loadtest.stats)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench import report
-from bench.client import percentile
 
 
 def level(users: int, throughput: float, p50: float, p99: float, p90: float | None = None) -> dict:
@@ -32,16 +31,6 @@ def make_case(ours: list[dict], baseline: list[dict], best: float = 100.0, singl
         "best_per_core": best / 2,
     }
     return {"case": "default", "model": "m", "runs": {"ours": ours, "baseline": baseline}, "ceiling": ceiling}
-
-
-def test_percentile_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 50) == 50.0
-    assert percentile(values, 99) == 99.0
-    assert percentile(values, 100) == 100.0
-    assert percentile([7.0], 99) == 7.0
-    assert percentile([], 50) == 0.0
-    assert percentile([3.0, 1.0, 2.0], 50) == 2.0  # unsorted input
 
 
 def test_ratios_per_level_against_baseline_and_ceiling() -> None:

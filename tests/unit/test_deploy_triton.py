@@ -22,7 +22,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from deploy.triton import build_repo, serve
-from ja_ner.errors import ALL_ERRORS, InputTooLarge, InvalidInput, NerError
+from ja_ner.errors import ALL_ERRORS, ConfigError, InputTooLarge, NerError
 from ja_ner.pipeline import Pipeline
 from ja_ner.request import parse_request, render_response
 from ja_ner.settings import Settings
@@ -205,7 +205,7 @@ def test_settings_from_parameters(adapter: types.ModuleType) -> None:
 
 @pytest.mark.parametrize("params", [{"max_char": "10"}, {"device": "cuda:0"}, {"max_chars": "many"}])
 def test_bad_parameters_are_refused(adapter: types.ModuleType, params: dict[str, str]) -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(ConfigError):
         adapter.settings_from_parameters(params, kind="CPU", device_id="0")
 
 
@@ -298,14 +298,23 @@ def test_stage_metrics_count_documents_and_time(instance: Any) -> None:
     assert {"encode", "forward"} <= stages
 
 
-def test_a_pipeline_crash_fails_every_request_as_internal(instance: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(docs: object) -> list[object]:
-        raise RuntimeError("bug")
+def test_a_failing_forward_fails_only_the_request_that_still_fails(
+    instance: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same policy as the TorchServe handler (tests/unit/test_handler.py): retried one by one."""
+    forward = instance.pipeline.forward
+    poison = instance.pipeline.tokenizer("毒", add_special_tokens=False)["input_ids"][-1]
 
-    monkeypatch.setattr(instance.pipeline, "predict_timed", boom)
-    responses = instance.execute([FakeRequest(["a"]), FakeRequest(["b"])])
-    assert [r.error_json()["type"] for r in responses] == ["Internal", "Internal"]
-    assert {r.error.code() for r in responses} == {FakeTritonError.INTERNAL}
+    def flaky(batch: Any) -> Any:
+        if (batch.input_ids == poison).any():
+            raise RuntimeError("simulated forward failure")
+        return forward(batch)
+
+    monkeypatch.setattr(instance.pipeline, "forward", flaky)
+    responses = instance.execute([FakeRequest(["東京"]), FakeRequest(["毒"]), FakeRequest(["大阪"])])
+    assert responses[0].error is None and responses[2].error is None
+    assert responses[1].error_json()["type"] == "Internal"
+    assert responses[1].error.code() == FakeTritonError.INTERNAL
 
 
 def test_core_errors_from_the_pipeline_map_per_request(instance: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ja_ner.errors import InvalidInput
+from ja_ner.errors import ConfigError
 from ja_ner.labels import LabelCodec, Scheme
 
 IO = ["O", "PER", "ORG", "ORG-P", "ORG-O", "LOC", "INS", "PRD", "EVT"]
@@ -42,5 +42,5 @@ def test_mixed_labels_fall_back_to_io():
 
 @pytest.mark.parametrize("bad", [{0: "PER", 1: "LOC"}, {0: "O", 2: "PER"}])
 def test_invalid_label_maps(bad):
-    with pytest.raises(InvalidInput):
+    with pytest.raises(ConfigError):
         LabelCodec.from_id2label(bad)

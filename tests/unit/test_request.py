@@ -7,7 +7,6 @@ import pytest
 from ja_ner.errors import InputTooLarge, InvalidInput
 from ja_ner.options import Aggregation, OffsetUnit, parse_options
 from ja_ner.request import parse_request, render_response
-from ja_ner.settings import Settings
 from ja_ner.types import Document, DocumentResult, Entity
 
 MODEL = {"model": "ja_ner", "model_version": "1.0"}
@@ -103,16 +102,6 @@ def test_options_defaults_and_enums():
     assert Document("a").options == options
 
 
-def test_settings_from_mapping_refuses_typos_and_bad_values():
-    assert Settings.from_mapping({"max_tokens": "128"}).max_tokens == 128
-    with pytest.raises(InvalidInput, match="unknown setting"):
-        Settings.from_mapping({"max_token": 128})
-    with pytest.raises(InvalidInput, match="must be int"):
-        Settings.from_mapping({"max_tokens": "many"})
-    with pytest.raises(InvalidInput, match="overlap_tokens"):
-        Settings.from_mapping({"max_tokens": 32, "overlap_tokens": 16})
-
-
 def test_request_over_the_total_character_limit_is_413():
     payload = {"body": {"texts": ["あ" * 60, "い" * 50]}}
     assert len(parse_request(payload, max_texts=4, max_request_chars=110).documents) == 2
@@ -124,6 +113,19 @@ def test_request_over_the_total_character_limit_is_413():
 def test_json_after_a_utf8_bom_is_read_as_json():
     parsed = parse_request({"body": bytearray(b'\xef\xbb\xbf{"texts": ["a"]}')}, max_texts=4)
     assert parsed.batch is True and parsed.documents[0].text == "a"
+
+
+def test_every_option_is_parsed_and_offered_by_the_cli():
+    from ja_ner.client.cli import build_parser
+    from ja_ner.options import OPTION_NAMES, RequestOptions
+
+    flags = {a.dest for a in build_parser()._actions}
+    assert set(OPTION_NAMES) <= flags  # the CLI's option flags come from the same definition
+    assert set(OPTION_NAMES) == set(RequestOptions.__dataclass_fields__)
+    with pytest.raises(InvalidInput, match="known: aggregation, format, include_tokens, min_score, offsets"):
+        parse_options({"colour": "red"})
+    with pytest.raises(InvalidInput, match="'aggregation' must be one of 'simple', 'first', 'average', 'max'"):
+        parse_options({"aggregation": None})  # null is "not set" only for min_score
 
 
 @pytest.mark.parametrize(
@@ -142,3 +144,21 @@ def test_a_body_declared_json_must_be_a_json_object(body, message) -> None:
         parse_request({"body": body}, max_texts=4, content_type="application/json; charset=utf-8")
     assert parse_request({"body": bytearray(b"\x00")}, max_texts=4).documents[0].text == "\x00"  # undeclared: text
     assert parse_request({"body": {"text": "a"}}, max_texts=4, content_type="application/json").documents[0].text == "a"
+
+
+def test_hf_format_is_the_pipeline_list_for_one_text_and_a_batch():
+    """format: hf answers what a Hugging Face TokenClassificationPipeline (aggregation set) returns."""
+    text = "𠮷鈴木"
+    result = DocumentResult((Entity("PER", "鈴木", 1, 3, 0.97),), tokens=())
+    one = parse_request({"body": {"text": text, "options": {"format": "hf", "offsets": "utf16"}}}, max_texts=4)
+    assert render_response(one, [result], MODEL) == (
+        200,
+        [{"entity_group": "PER", "score": 0.97, "word": "鈴木", "start": 2, "end": 4}],  # utf16 offsets still apply
+    )
+    batch = parse_request({"body": {"texts": [text, "x"], "options": {"format": "hf"}}}, max_texts=4)
+    status, body = render_response(batch, [result, DocumentResult(())], MODEL)
+    assert (status, body) == (200, [[{"entity_group": "PER", "score": 0.97, "word": "鈴木", "start": 1, "end": 3}], []])
+    empty = parse_request({"body": {"texts": [], "options": {"format": "hf"}}}, max_texts=4)
+    assert render_response(empty, [], MODEL) == (200, [])
+    native = parse_request({"body": {"text": text}}, max_texts=4)
+    assert render_response(native, [result], MODEL)[1]["entities"][0]["type"] == "PER"

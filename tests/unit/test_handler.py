@@ -1,0 +1,137 @@
+"""handler.handler.JaNerHandler.handle on TorchServe's own Context (no frontend, no worker process).
+
+The context is ``ts.context.Context`` with one ``RequestProcessor`` per request, as TorchServe 0.12's
+worker builds them; only the metrics cache is a recorder. Per-index status and content type, a bad
+row next to good ones, the failure policy and the Ner* metrics are pinned here; the same handler
+behind a real TorchServe is covered by the integration tests.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ts")
+from ts.context import Context, RequestProcessor  # noqa: E402
+
+from handler.handler import JaNerHandler  # noqa: E402
+
+REST_HEADERS = {"body": {"content-type": "text/plain"}, "Host": "127.0.0.1:8080", "url_path": ""}
+
+
+class Recorder:
+    """Stands in for TorchServe's metrics cache: records every value added per metric name."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = defaultdict(list)
+
+    def add_counter(self, name: str, value: float, idx: Any = None, dimensions: Any = ()) -> None:
+        self.values[name].append(value)
+
+    def add_metric(self, name: str, value: float, unit: str, idx: Any = None, dimensions: Any = (), metric_type=None):
+        self.values[name].append(value)
+
+
+def make_context(model_dir: Path, tmp_path: Path, rows: int, handler_config: dict | None = None) -> Context:
+    root = tmp_path / "unpacked"
+    root.mkdir(exist_ok=True)
+    if not (root / "model").exists():
+        (root / "model").symlink_to(model_dir)
+    config = {"handler": {"max_chars": 200, "max_tokens": 48, "overlap_tokens": 8, **(handler_config or {})}}
+    manifest = {"model": {"modelName": "file-name", "modelVersion": "3.1"}}
+    context = Context("ja_ner", str(root), manifest, rows, None, "0.12.0", metrics=Recorder(), model_yaml_config=config)
+    context.request_ids = {i: f"req-{i}" for i in range(rows)}
+    context.request_processor = [RequestProcessor(dict(REST_HEADERS)) for _ in range(rows)]
+    return context
+
+
+@pytest.fixture(scope="module")
+def handler(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> JaNerHandler:
+    h = JaNerHandler()
+    h.initialize(make_context(tiny_model_dir, tmp_path_factory.mktemp("ctx"), 1))
+    return h
+
+
+def _answer(handler: JaNerHandler, context: Context, data: list[dict]) -> list[tuple[int, str, dict]]:
+    bodies = handler.handle(data, context)
+    assert len(bodies) == len(data)  # TorchServe needs exactly one body per request
+    return [
+        (context.get_response_status(i)[0], context.get_response_content_type(i), json.loads(body))
+        for i, body in enumerate(bodies)
+    ]
+
+
+def test_initialize_takes_the_registered_name_and_the_handler_section(handler: JaNerHandler) -> None:
+    assert handler.model_info == {"model": "ja_ner", "model_version": "3.1"}
+    assert handler.pipeline is not None and handler.pipeline.settings.max_chars == 200
+    assert handler.pipeline.settings.device == "cpu"  # TorchServe's gpu_id None
+
+
+def test_a_bad_row_next_to_good_ones_fails_alone(handler: JaNerHandler, tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = [
+        {"body": "東京都に住む"},  # text/plain
+        {"body": bytearray(b"{not json")},  # malformed JSON
+        {"body": {"texts": ["大阪", "京都"], "options": {"aggregation": "max"}}},  # client batch
+        {"body": "あ" * 201},  # over max_chars
+        {"body": {"text": "札幌", "options": {"colour": "red"}}},  # unknown option
+    ]
+    answers = _answer(handler, make_context(tiny_model_dir, tmp_path, len(data)), data)
+    assert [status for status, _, _ in answers] == [200, 400, 200, 413, 400]
+    assert {content_type for _, content_type, _ in answers} == {"application/json"}
+    one, bad_json, batch, too_long, unknown = (body for _, _, body in answers)
+    assert one["model"] == "ja_ner" and one["model_version"] == "3.1" and isinstance(one["entities"], list)
+    assert all(e["text"] == "東京都に住む"[e["start"] : e["end"]] for e in one["entities"])
+    assert len(batch["results"]) == 2
+    assert bad_json["type"] == "InvalidInput" and bad_json["code"] == 400
+    assert too_long["type"] == "InputTooLarge"
+    assert "colour" in unknown["message"]
+
+
+def test_metrics_count_batches_requests_documents_and_passes(
+    handler: JaNerHandler, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = [{"body": "東京"}, {"body": {"texts": ["大阪", "京都"]}}, {"body": bytearray(b"\xff")}]
+    context = make_context(tiny_model_dir, tmp_path, len(data))
+    handler.handle(data, context)
+    values = context.metrics.values
+    assert values["NerBatches"] == [1] and values["NerBatchRequests"] == [3]
+    assert values["NerDocuments"] == [3]  # the bad request has no document
+    assert values["NerForwardPasses"][0] >= 1
+    assert all(v >= 0 for v in values["NerForwardMs"])
+
+
+def test_a_failing_forward_fails_only_the_document_that_still_fails(
+    handler: JaNerHandler, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert handler.pipeline is not None
+    forward = handler.pipeline.forward
+    poison = handler.pipeline.tokenizer("毒", add_special_tokens=False)["input_ids"][-1]
+
+    def flaky(batch):  # fails every micro-batch holding the poisoned token, as a model bug would
+        if (batch.input_ids == poison).any():
+            raise RuntimeError("simulated forward failure")
+        return forward(batch)
+
+    monkeypatch.setattr(handler.pipeline, "forward", flaky)
+    data = [{"body": "東京都に住む"}, {"body": "毒"}, {"body": {"texts": ["大阪", "京都"]}}]
+    answers = _answer(handler, make_context(tiny_model_dir, tmp_path, len(data)), data)
+    assert [status for status, _, _ in answers] == [200, 500, 200]
+    assert answers[1][2] == {"code": 500, "type": "Internal", "message": answers[1][2]["message"]}
+
+
+def test_streamed_documents_count_in_the_metrics(handler: JaNerHandler, tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = [{"data": bytearray(json.dumps({"text": "東京都に住む"}).encode()), "stream": bytearray(b"true")}]
+    context = make_context(tiny_model_dir, tmp_path, len(data))
+    context.request_processor = [RequestProcessor({"data": {"content-type": None}, "stream": {"content-type": None}})]
+    ours, theirs = socket.socketpair()  # the worker's socket to the frontend: partial messages go here
+    context.cl_socket = ours
+    with ours, theirs:
+        body = json.loads(handler.handle(data, context)[0])
+        assert theirs.recv(65536)  # at least one partial message was sent
+    assert isinstance(body["entities"], list)
+    assert context.metrics.values["NerDocuments"] == [1]
