@@ -6,7 +6,7 @@ import pytest
 
 from ja_ner.errors import InputTooLarge, InvalidInput
 from ja_ner.options import Aggregation, OffsetUnit, parse_options
-from ja_ner.request import parse_request, render_response
+from ja_ner.request import admit, parse_request, render_response
 from ja_ner.types import Document, DocumentResult, Entity
 
 MODEL = {"model": "ja_ner", "model_version": "1.0"}
@@ -144,3 +144,17 @@ def test_a_body_declared_json_must_be_a_json_object(body, message) -> None:
         parse_request({"body": body}, max_texts=4, content_type="application/json; charset=utf-8")
     assert parse_request({"body": bytearray(b"\x00")}, max_texts=4).documents[0].text == "\x00"  # undeclared: text
     assert parse_request({"body": {"text": "a"}}, max_texts=4, content_type="application/json").documents[0].text == "a"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "budget", "expected"),
+    [
+        ([], 10, []),
+        ([10], 10, [True]),
+        ([6, 6], 10, [True, False]),
+        ([6, 6, 4], 10, [True, False, True]),  # a small request after a refused one still fits
+        ([3, 3, 4, 1], 10, [True, True, True, False]),  # exactly at the budget, then full
+    ],
+)
+def test_issue13_admit_keeps_a_batch_within_its_character_budget(sizes, budget, expected):
+    assert admit(sizes, budget) == expected
