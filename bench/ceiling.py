@@ -2,7 +2,9 @@
 
 Texts are tokenised up front (not timed), sorted by length and cut into batches padded to
 their longest row, then run under ``torch.inference_mode``: what the hardware does with no
-server, no JSON and no aggregation.
+server, no JSON and no aggregation. ``measure_formats`` does that in every number format the
+machine runs natively and the model's accuracy gates allow (``ja_ner.hardware.candidate_formats``):
+the best of them is the ceiling the benchmark's ratios are taken against.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-_DTYPES = ("float32", "bfloat16", "float16")
+_DTYPES = ("float32", "bfloat16", "float16", "int8")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def measure(
     Args:
         batch_sizes: rows per forward (sorted by length, padded to the longest row).
         threads: torch intra-op thread counts to try (0: torch's default); the best counts.
-        dtype: weights and activations type; the softmax-free forward returns logits only.
+        dtype: number format (int8: ``ja_ner.forward.quantise_int8``); the forward returns logits only.
         device: "cpu" or "cuda:N" (on CUDA the timings synchronise the device).
         single_texts: how many texts (spread over the set) give the single-request latency.
         max_length: tokens per text at most (special tokens included), as the server's window.
@@ -68,11 +70,16 @@ def measure(
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+    from ja_ner.forward import quantise_int8
+
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    weights = torch.float32 if dtype == "int8" else getattr(torch, dtype)
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=weights)
     model.to(device).eval()
+    if dtype == "int8":
+        model = quantise_int8(model)  # exactly what the served int8 forward runs
     t = time.perf_counter()
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     tokenise_ms = (time.perf_counter() - t) * 1000 / len(texts)
@@ -142,3 +149,24 @@ def measure(
         per_core={f"t{n} B{b}": round(v, 2) for (n, b), v in per_core.items()},
         best_per_core=round(max(per_core.values()), 2),
     )
+
+
+def formats_for(model_dir: Path, device: str = "cpu") -> tuple[str, ...]:
+    """The formats to try here: native on this machine and allowed by the model's recorded gates."""
+    import json
+
+    from ja_ner import hardware
+
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    return hardware.candidate_formats(hardware.detect(), hardware.gates_of(config), device)
+
+
+def measure_formats(model_dir: Path, texts: list[str], formats: tuple[str, ...], **kwargs) -> dict[str, CeilingResult]:
+    """``measure`` once per format (same texts, same options); best first (sentences/s at the best batch)."""
+    import gc
+
+    results = {}
+    for dtype in formats:
+        results[dtype] = measure(model_dir, texts, dtype=dtype, **kwargs)
+        gc.collect()
+    return dict(sorted(results.items(), key=lambda kv: -kv[1].best_throughput))

@@ -16,10 +16,10 @@ from typing import Any
 
 from handler import streaming
 from ja_ner import hardware
-from ja_ner.errors import NerError
+from ja_ner.errors import Busy, NerError
 from ja_ner.forward import device_for
 from ja_ner.pipeline import Pipeline
-from ja_ner.request import ParsedRequest, parse_request, render_response, render_result
+from ja_ner.request import ParsedRequest, admit, parse_request, render_response, render_result
 from ja_ner.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class JaNerHandler:
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
         """Answer every request of a TorchServe batch; one bad request never fails the others."""
         assert self.pipeline is not None
-        parsed = [self._parse(row, _body_type(context, idx)) for idx, row in enumerate(data)]
+        parsed = self._admit([self._parse(row, _body_type(context, idx)) for idx, row in enumerate(data)])
         for idx in range(len(data)):
             context.set_response_content_type(idx, "application/json")
         ok = {i: p for i, p in enumerate(parsed) if isinstance(p, ParsedRequest)}
@@ -109,6 +109,22 @@ class JaNerHandler:
         streamed = sum(len(ok[i].documents) for i in stream)
         self._metrics(context, len(data), len(docs) + streamed, times)
         return bodies
+
+    def _admit(self, parsed: list[ParsedRequest | NerError]) -> list[ParsedRequest | NerError]:
+        """Refuse (503 Busy) the requests that would take the batch past ``max_batch_chars``.
+
+        The limit keeps the worst batch well inside responseTimeout (docs/performance.md, "Long
+        texts"), where TorchServe would kill the worker and fail every request in it.
+        """
+        assert self.pipeline is not None
+        budget = self.pipeline.settings.max_batch_chars
+        ok = [i for i, p in enumerate(parsed) if isinstance(p, ParsedRequest)]
+        sizes = [parsed[i].chars for i in ok]  # type: ignore[union-attr]
+        out = list(parsed)
+        for i, size, fits in zip(ok, sizes, admit(sizes, budget), strict=True):
+            if not fits:
+                out[i] = Busy(f"this server batch is full ({budget} characters in all); retry the request ({size})")
+        return out
 
     def _parse(self, row: dict[str, Any], content_type: str | None) -> ParsedRequest | NerError:
         assert self.pipeline is not None

@@ -43,6 +43,13 @@ class NotReady(NerError):
     type = "NotReady"
 
 
+class Busy(NerError):
+    """The request was refused to keep one server batch inside its time limit; retrying later succeeds."""
+
+    code = 503
+    type = "Busy"
+
+
 class Internal(NerError):
     """A fault of ours, not of the request."""
 
@@ -50,7 +57,7 @@ class Internal(NerError):
     type = "Internal"
 
 
-ALL_ERRORS: tuple[type[NerError], ...] = (InvalidInput, InputTooLarge, NotReady, Internal)
+ALL_ERRORS: tuple[type[NerError], ...] = (InvalidInput, InputTooLarge, NotReady, Busy, Internal)
 
 
 class ConfigError(ValueError):

@@ -137,6 +137,27 @@ def dtype(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> Choic
     return Choice("float32", f"no native bfloat16 on this CPU and the model's {why}")
 
 
+def candidate_formats(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> tuple[str, ...]:
+    """Every number format this machine runs natively whose accuracy gate allows it (the bench ceiling tries them).
+
+    float32 always; bfloat16 where native (CPU flags, CUDA capability 8.0+) unless its gate failed;
+    float16 on CUDA 7.0+ unless its gate failed; int8 on CPU only with a passed gate.
+    """
+    formats = ["float32"]
+    if device.startswith("cuda"):
+        cap = hw.cuda_capability or (0, 0)
+        if cap >= (8, 0) and gates.get("bfloat16", True):
+            formats.append("bfloat16")
+        if cap >= (7, 0) and gates.get("float16", True):
+            formats.append("float16")
+        return tuple(formats)
+    if any(f in hw.cpu_flags for f in NATIVE_BF16_FLAGS) and gates.get("bfloat16", True):
+        formats.append("bfloat16")
+    if gates.get("int8"):
+        formats.append("int8")
+    return tuple(formats)
+
+
 def gates_of(model_config: Mapping[str, object]) -> dict[str, bool]:
     """Format -> passed, from a model's config.json ``ner_format_gates`` (written by ``bench.parity --record``)."""
     raw = model_config.get("ner_format_gates") or {}

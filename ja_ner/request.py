@@ -7,6 +7,7 @@ a message that names the problem, and never reaches its batch neighbours.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,11 @@ class ParsedRequest:
     documents: tuple[Document, ...]
     batch: bool
     options: RequestOptions = RequestOptions()  # the request's options (every document carries them too)
+
+    @property
+    def chars(self) -> int:
+        """Characters of all its texts (code points)."""
+        return sum(len(d.text) for d in self.documents if isinstance(d.text, str))
 
 
 def _decode(raw: bytes | bytearray) -> str:
@@ -161,3 +167,24 @@ def render_response(
     if request.batch:
         return 200, {**model, "results": rendered}
     return 200, {**model, **rendered[0]}
+
+
+def admit(sizes: Sequence[int], budget: int) -> list[bool]:
+    """Which requests of one server batch to answer, so the batch's work stays within ``budget``.
+
+    Args:
+        sizes: characters of each request, in arrival order.
+        budget: characters one batch may hold (``Settings.max_batch_chars``).
+
+    Returns:
+        One flag per request. The first request is always admitted (it passed ``max_request_chars``,
+        which is at most the budget); each later one is admitted when it still fits beside those
+        admitted before it, so a small request after a refused large one is still answered.
+    """
+    used = 0
+    flags = []
+    for size in sizes:
+        fits = not flags or used + size <= budget
+        used += size if fits else 0
+        flags.append(fits)
+    return flags

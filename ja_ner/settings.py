@@ -40,7 +40,8 @@ class Settings:
     overlap_tokens: int = 32  # tokens shared by consecutive windows of one long sentence
     max_chars: int = 100_000  # longest accepted text (code points); longer -> 413
     max_texts: int = 64  # largest client batch (``texts``); larger -> 413
-    max_request_chars: int = 200_000  # all texts of one request together (code points) -> 413
+    max_request_chars: int = 100_000  # all texts of one request together (code points) -> 413
+    max_batch_chars: int = 200_000  # all requests of one server batch together; those beyond -> 503 Busy
     token_budget: int = 4096  # padded tokens per forward micro-batch
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | int8 (auto: ja_ner.hardware decides)
     threads: int = 0  # torch intra-op threads on CPU; 0 ("auto" in YAML): from the cores (ja_ner.hardware)
@@ -52,12 +53,14 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), _TYPES[f.name])
-        positive = ("max_tokens", "max_chars", "max_texts", "max_request_chars", "token_budget")
+        positive = ("max_tokens", "max_chars", "max_texts", "max_request_chars", "max_batch_chars", "token_budget")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting {name!r} must be at least 1, got {getattr(self, name)}")
         if self.overlap_tokens < 0 or self.overlap_tokens * 2 >= self.max_tokens - 2:
             raise ConfigError("overlap_tokens must be at least 0 and less than half of max_tokens")
+        if self.max_batch_chars < self.max_request_chars:
+            raise ConfigError("max_batch_chars must be at least max_request_chars (one request always fits)")
         if self.threads < 0:
             raise ConfigError(f"setting 'threads' must be 0 (auto: from the cores) or more, got {self.threads}")
         if self.dtype not in DTYPES:

@@ -1,28 +1,29 @@
-"""Soak test: sustained REST + gRPC load for a long time; failures, p99 drift and worker RSS growth.
+"""Soak test: the Locust suite (loadtest/run.py) for a long time, plus worker memory samples.
 
     python tools/soak.py --duration 10m                    # starts its own TorchServe (config.properties)
     python tools/soak.py --duration 3m --model-dir DIR     # archive DIR first (e.g. a tiny test model)
     python tools/soak.py --duration 10m --url http://127.0.0.1:8080 --grpc 127.0.0.1:7070 \\
         --mgmt http://127.0.0.1:8081 --key-file key_file.json   # an already running server (same host)
-    (add --tls-ca server.crt for config.prod.properties: https REST and TLS gRPC)
 
-Writes build/soak/<UTC timestamp>/summary.json (and samples.csv) and prints the summary. Goals
-(issue 7): no failed request, worker RSS growth under 10% between the end of warm-up and the end.
-The exit status is 1 when a goal is missed.
+The load is the project's one load test (Locust, REST and gRPC users, closed loop, the load-test
+corpus): this script adds what a long run needs on top of it, from Locust's per-request samples
+and a psutil sampler of the workers: p99 per minute and its drift, worker RSS growth, restarts.
+Writes build/soak/<UTC timestamp>/summary.json (and memory.json; the Locust run's own files under
+locust/) and prints the summary. Goals (issue 7): no failed request, worker RSS growth under 10%
+between the end of warm-up and the end. The exit status is 1 when a goal is missed.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import random
 import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,20 +31,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import grpc  # noqa: E402
 import psutil  # noqa: E402
 import requests  # noqa: E402
 
-from handler.server import Server, free_port, start, stop  # noqa: E402
-from ja_ner.proto_gen import inference_pb2, inference_pb2_grpc  # noqa: E402
+from handler.server import Server, port_overrides, read_key, start, stop  # noqa: E402
+from loadtest import run as loadtest_run  # noqa: E402
+from loadtest.samples import Sample, read_samples  # noqa: E402
+from loadtest.stats import percentile, protocol_of  # noqa: E402
 
 log = logging.getLogger("soak")
 RSS_GOAL_PCT = 10.0
-FALLBACK_TEXTS = (
-    "鈴木は熊本県の阿蘇山に登った",
-    "トヨタ自動車は愛知県豊田市に本社を置く",
-    "日本銀行の植田和男総裁は東京都内で会見した",
-)
 
 
 def parse_duration(text: str) -> float:
@@ -54,206 +51,106 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
-def load_texts() -> list[str]:
-    """News-like and short texts of the load-test corpus (fallback: three sentences)."""
-    texts: list[str] = []
-    for name in ("news.txt", "short.txt"):
-        path = REPO / "loadtest" / "corpus" / name
-        if path.exists():
-            texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return texts or list(FALLBACK_TEXTS)
+class MemorySampler:
+    """Every ``every`` seconds: the model's worker pids (management API) and their summed RSS."""
 
-
-@dataclass(frozen=True)
-class Sample:
-    t: float  # seconds since the start of the run (request start)
-    protocol: str  # rest | grpc
-    ms: float
-    ok: bool
-    error: str
-
-
-@dataclass(frozen=True)
-class Target:
-    rest_url: str  # http(s)://host:port
-    grpc_target: str  # host:port
-    mgmt_url: str
-    model: str
-    key_file: Path | None
-    tls_ca: Path | None = None  # PEM to trust for https REST and TLS gRPC
-
-    def key(self, kind: str) -> str | None:
-        if self.key_file is None or not self.key_file.exists():
-            return None
-        return json.loads(self.key_file.read_text())[kind]["key"]
-
-
-class Soak:
-    """Closed-loop load threads plus a sampler of the worker's memory."""
-
-    def __init__(self, target: Target, rest_threads: int, grpc_threads: int, texts: list[str]) -> None:
-        self.target = target
-        self.texts = texts
-        self.stop = threading.Event()
-        self.t0 = time.monotonic()
-        self.samples: list[Sample] = []
-        self.memory: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._rest, args=(i,), daemon=True) for i in range(rest_threads)]
-        self.threads += [threading.Thread(target=self._grpc, args=(i,), daemon=True) for i in range(grpc_threads)]
-        self.threads.append(threading.Thread(target=self._sample_memory, daemon=True))
-
-    def _add(self, start: float, protocol: str, ok: bool, error: str = "") -> None:
-        now = time.monotonic()
-        with self.lock:
-            self.samples.append(Sample(start - self.t0, protocol, (now - start) * 1000.0, ok, error))
-
-    def _rest(self, seed: int) -> None:
-        rng = random.Random(seed)
-        session = requests.Session()
-        # per request: a Session.verify is overridden by REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
-        verify: str | bool = str(self.target.tls_ca) if self.target.tls_ca else True
-        url = f"{self.target.rest_url}/predictions/{self.target.model}"
-        while not self.stop.is_set():
-            token = self.target.key("inference")
-            headers = {"Content-Type": "text/plain; charset=utf-8"}
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            start = time.monotonic()
-            try:
-                text = rng.choice(self.texts).encode()
-                resp = session.post(url, data=text, headers=headers, timeout=60, verify=verify)
-                ok = resp.status_code == 200 and "entities" in resp.json()
-                self._add(start, "rest", ok, "" if ok else f"HTTP {resp.status_code} {resp.text[:80]}")
-            except (requests.RequestException, ValueError) as exc:
-                self._add(start, "rest", False, type(exc).__name__)
-
-    def _grpc(self, seed: int) -> None:
-        rng = random.Random(1000 + seed)
-        with self._channel() as channel:
-            stub = inference_pb2_grpc.InferenceAPIsServiceStub(channel)
-            while not self.stop.is_set():
-                token = self.target.key("inference")
-                metadata = (("authorization", f"Bearer {token}"),) if token else ()
-                request = inference_pb2.PredictionsRequest(
-                    model_name=self.target.model, input={"data": rng.choice(self.texts).encode()}
-                )
-                start = time.monotonic()
-                try:
-                    body = json.loads(stub.Predictions(request, timeout=60, metadata=metadata).prediction)
-                    ok = "entities" in body
-                    self._add(start, "grpc", ok, "" if ok else f"error body {str(body)[:80]}")
-                except grpc.RpcError as exc:
-                    self._add(start, "grpc", False, f"{exc.code().name} {(exc.details() or '')[:80]}")
-                except ValueError as exc:
-                    self._add(start, "grpc", False, type(exc).__name__)
-
-    def _channel(self) -> grpc.Channel:
-        if self.target.tls_ca is None:
-            return grpc.insecure_channel(self.target.grpc_target)
-        creds = grpc.ssl_channel_credentials(root_certificates=self.target.tls_ca.read_bytes())
-        # the certificate names localhost; the target is usually an IP address
-        options = [("grpc.ssl_target_name_override", "localhost")]
-        return grpc.secure_channel(self.target.grpc_target, creds, options=options)
+    def __init__(self, mgmt_url: str, model: str, key_file: Path | None, every: float = 5.0) -> None:
+        self.mgmt_url, self.model, self.key_file, self.every = mgmt_url, model, key_file, every
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.t0 = time.time()
 
     def worker_pids(self) -> list[int]:
-        token = self.target.key("management")
+        token = read_key(self.key_file, "management") if self.key_file else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        resp = requests.get(f"{self.target.mgmt_url}/models/{self.target.model}", headers=headers, timeout=10)
+        resp = requests.get(f"{self.mgmt_url}/models/{self.model}", headers=headers, timeout=10)
         resp.raise_for_status()
         return sorted(w["pid"] for m in resp.json() for w in m["workers"] if w.get("pid"))
 
-    def _sample_memory(self) -> None:
-        while not self.stop.wait(5.0):
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
             try:
                 pids = self.worker_pids()
                 rss = sum(psutil.Process(pid).memory_info().rss for pid in pids)
             except (requests.RequestException, psutil.Error) as exc:
                 log.warning("memory sample failed: %s", exc)
                 continue
-            with self.lock:
-                self.memory.append({"t": round(time.monotonic() - self.t0, 1), "pids": pids, "rss_mb": rss / 2**20})
+            self.samples.append({"t": round(time.time() - self.t0, 1), "pids": pids, "rss_mb": rss / 2**20})
 
-    def run(self, duration: float) -> None:
-        self.t0 = time.monotonic()
-        for thread in self.threads:
-            thread.start()
-        next_note = 60.0
-        while (elapsed := time.monotonic() - self.t0) < duration:
-            time.sleep(min(1.0, duration - elapsed))
-            if elapsed >= next_note:
-                with self.lock:
-                    done, failed = len(self.samples), sum(not s.ok for s in self.samples)
-                log.info("%4.0fs: %d requests, %d failed", elapsed, done, failed)
-                next_note += 60.0
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=65)
+    def __enter__(self) -> MemorySampler:
+        self.t0 = time.time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
-    return round(ordered[rank - 1], 1)
+def _p(values: Sequence[float], q: float) -> float | None:
+    return round(percentile(values, q), 1) if values else None
 
 
-def summarise(soak: Soak, duration: float, warmup: float) -> dict[str, Any]:
-    """Failures, per-minute latency (after warm-up), p99 drift and RSS growth."""
-    samples = [s for s in soak.samples if s.t >= warmup]
+def summarise(
+    samples: Sequence[Sample], memory: list[dict[str, Any]], *, t0: float, duration: float, warmup: float
+) -> dict[str, Any]:
+    """Failures, per-minute latency after warm-up, p99 drift, RSS growth and restarts.
+
+    Args:
+        samples: Locust's per-request samples (``start`` in epoch seconds).
+        memory: the sampler's rows (``t`` in seconds since ``t0``, the start of the load).
+    """
+    rel = [(s.start - t0, s) for s in samples]
+    warm = [(t, s) for t, s in rel if t >= warmup]
     minutes: list[dict[str, Any]] = []
     start = warmup
     while start + 30.0 <= duration:  # a trailing part shorter than 30 s is not reported
-        part = [s for s in samples if start <= s.t < start + 60.0]
+        part = [s for t, s in warm if start <= t < start + 60.0]
         row: dict[str, Any] = {"from_s": round(start), "requests": len(part), "failed": sum(not s.ok for s in part)}
-        for protocol in ("rest", "grpc"):
-            ms = [s.ms for s in part if s.protocol == protocol and s.ok]
-            row[f"{protocol}_p50_ms"] = percentile(ms, 50)
-            row[f"{protocol}_p99_ms"] = percentile(ms, 99)
-        row["p99_ms"] = percentile([s.ms for s in part if s.ok], 99)
+        for protocol in ("REST", "gRPC"):
+            ms = [s.response_time_ms for s in part if s.ok and protocol_of(s.request_type) == protocol]
+            row[f"{protocol.lower()}_p50_ms"] = _p(ms, 50)
+            row[f"{protocol.lower()}_p99_ms"] = _p(ms, 99)
+        row["p99_ms"] = _p([s.response_time_ms for s in part if s.ok], 99)
         minutes.append(row)
         start += 60.0
     p99s = [m["p99_ms"] for m in minutes if m["p99_ms"] is not None]
     drift = round(100.0 * (p99s[-1] - p99s[0]) / p99s[0], 1) if len(p99s) >= 2 and p99s[0] else None
-    errors: dict[str, int] = {}
-    for s in soak.samples:
-        if not s.ok:
-            errors[s.error] = errors.get(s.error, 0) + 1
-    memory = soak.memory
+    errors = Counter(s.error for s in samples if not s.ok)
     after = [m for m in memory if m["t"] >= warmup]
     rss_warm = after[0]["rss_mb"] if after else None
     rss_end = memory[-1]["rss_mb"] if memory else None
     growth = round(100.0 * (rss_end - rss_warm) / rss_warm, 2) if rss_warm and rss_end else None
     restarts = len({tuple(m["pids"]) for m in memory}) - 1 if memory else None
-    total = len(soak.samples)
-    failed = sum(not s.ok for s in soak.samples)
+    failed = sum(not s.ok for s in samples)
+    ok_ms = [s.response_time_ms for _, s in warm if s.ok]
     return {
         "duration_s": round(duration),
         "warmup_s": round(warmup),
-        "requests": total,
-        "requests_per_s": round(total / duration, 1) if duration else None,
-        "by_protocol": {p: sum(s.protocol == p for s in soak.samples) for p in ("rest", "grpc")},
+        "requests": len(samples),
+        "requests_per_s": round(len(samples) / duration, 1) if duration else None,
+        "by_protocol": dict(Counter(protocol_of(s.request_type) for s in samples)),
         "failed": failed,
-        "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:10]),
-        "p99_ms_overall": percentile([s.ms for s in samples if s.ok], 99),
-        "p50_ms_overall": percentile([s.ms for s in samples if s.ok], 50),
+        "errors": dict(errors.most_common(10)),
+        "p50_ms_overall": _p(ok_ms, 50),
+        "p99_ms_overall": _p(ok_ms, 99),
         "per_minute": minutes,
         "p99_drift_pct": drift,  # last full minute vs first minute after warm-up
         "worker_rss_mb_after_warmup": round(rss_warm, 1) if rss_warm else None,
         "worker_rss_mb_end": round(rss_end, 1) if rss_end else None,
         "worker_rss_mb_max": round(max(m["rss_mb"] for m in memory), 1) if memory else None,
         "worker_rss_growth_pct": growth,
+        "workers": len(memory[-1]["pids"]) if memory else None,
         "worker_restarts": restarts,
         "goals": {
-            "no_failures": failed == 0,
+            "no_failures": failed == 0 and len(samples) > 0,
             f"rss_growth_under_{RSS_GOAL_PCT:g}pct": growth is not None and growth < RSS_GOAL_PCT,
         },
     }
 
 
-def _own_server(args: argparse.Namespace, out: Path) -> tuple[Server, Target]:
+def _own_server(args: argparse.Namespace, out: Path) -> Server:
     """Start TorchServe (config.properties, free loopback ports) serving the chosen archive."""
     store = out / "model_store"
     store.mkdir(parents=True)
@@ -266,35 +163,23 @@ def _own_server(args: argparse.Namespace, out: Path) -> tuple[Server, Target]:
         if not args.mar.exists():
             raise SystemExit(f"{args.mar} not found: run `make archive` (or pass --model-dir)")
         mar.symlink_to(args.mar.resolve())
-    overrides = {
-        "inference_address": f"http://127.0.0.1:{free_port()}",
-        "management_address": f"http://127.0.0.1:{free_port()}",
-        "metrics_address": f"http://127.0.0.1:{free_port()}",
-        "grpc_inference_port": str(free_port()),
-        "grpc_management_port": str(free_port()),
-        "initial_worker_port": str(free_port()),  # worker sockets live in /tmp whatever TMPDIR says
-        "load_models": f"ja_ner={mar.name}",
-    }
-    server = start(args.config, store, out / "work", overrides)
-    return server, Target(
-        server.rest_url, server.grpc_target, server.mgmt_url, "ja_ner", out / "work" / "key_file.json"
-    )
+    return start(args.config, store, out / "work", {**port_overrides(), "load_models": f"ja_ner={mar.name}"})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=parse_duration, default=parse_duration("10m"))
     parser.add_argument("--warmup", type=parse_duration, default=None, help="default: 20%% of duration, at most 60s")
-    parser.add_argument("--rest-threads", type=int, default=2)
-    parser.add_argument("--grpc-threads", type=int, default=2)
+    parser.add_argument("--users", type=int, default=2, help="Locust users per protocol (REST and gRPC)")
+    parser.add_argument("--mix", default="mixed", choices=["short", "mixed", "long"], help="load-test corpus mix")
     parser.add_argument("--mar", type=Path, default=REPO / "model_store" / "ja_ner.mar")
     parser.add_argument("--model-dir", type=Path, help="archive this model folder instead of using --mar")
     parser.add_argument("--config", type=Path, default=REPO / "config.properties")
-    parser.add_argument("--url", help="REST inference URL of a running server (skips starting one)")
+    parser.add_argument("--url", help="REST base URL of a running server (skips starting one)")
     parser.add_argument("--grpc", help="gRPC inference host:port of the running server")
     parser.add_argument("--mgmt", help="management URL of the running server (worker pids for RSS)")
+    parser.add_argument("--metrics", help="Prometheus URL of the running server (default: host:8082/metrics)")
     parser.add_argument("--key-file", type=Path, help="key_file.json of the running server (token auth on)")
-    parser.add_argument("--tls-ca", type=Path, help="PEM certificate to trust (https REST, TLS gRPC)")
     parser.add_argument("--model", default="ja_ner")
     parser.add_argument("--out", type=Path, default=REPO / "build" / "soak")
     args = parser.parse_args(argv)
@@ -306,32 +191,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         if not (args.grpc and args.mgmt):
             parser.error("--url needs --grpc and --mgmt too")
-        target = Target(args.url.rstrip("/"), args.grpc, args.mgmt.rstrip("/"), args.model, args.key_file, args.tls_ca)
+        rest, grpc_target, mgmt, key_file = args.url.rstrip("/"), args.grpc, args.mgmt.rstrip("/"), args.key_file
+        metrics = args.metrics or ""
     else:
-        server, target = _own_server(args, out)
+        server = _own_server(args, out)
+        rest, grpc_target, mgmt = server.rest_url, server.grpc_target, server.mgmt_url
+        key_file, metrics = server.workdir / "key_file.json", server.metrics_url + "/metrics"
+    token = (read_key(key_file) if key_file else None) or ""
+    locust_args = ["--host", rest, "--grpc-target", grpc_target, "--protocol", "both", "--users", str(args.users)]
+    locust_args += ["--run-time", f"{args.duration:.0f}s", "--mix", args.mix, "--model", args.model]
+    locust_args += ["--out", str(out / "locust"), "--token", token] + (["--metrics-url", metrics] if metrics else [])
+    log.info("soak for %.0fs (warm-up %.0fs) against %s and %s", args.duration, warmup, rest, grpc_target)
     try:
-        soak = Soak(target, args.rest_threads, args.grpc_threads, load_texts())
-        log.info(
-            "soak for %.0fs (warm-up %.0fs) against %s and %s",
-            args.duration,
-            warmup,
-            target.rest_url,
-            target.grpc_target,
-        )
-        soak.run(args.duration)
+        with MemorySampler(mgmt, args.model, key_file) as sampler:
+            t0 = time.time()
+            code = loadtest_run.main(locust_args)
     finally:
         if server is not None:
             stop(server)
+    samples_csv = out / "locust" / "samples.csv"
+    if code not in (0, 1) or not samples_csv.exists():
+        log.error("the Locust run failed (exit %s); see %s", code, out / "locust")
+        return 2
     summary = {
-        "target": {"rest": target.rest_url, "grpc": target.grpc_target},
-        **summarise(soak, args.duration, warmup),
+        "target": {"rest": rest, "grpc": grpc_target},
+        "load": f"Locust, {args.users} REST + {args.users} gRPC users, closed loop, mix {args.mix}",
+        **summarise(read_samples(samples_csv), sampler.samples, t0=t0, duration=args.duration, warmup=warmup),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    with open(out / "samples.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["t_s", "protocol", "ms", "ok", "error"])
-        writer.writerows([round(s.t, 3), s.protocol, round(s.ms, 2), int(s.ok), s.error] for s in soak.samples)
-    (out / "memory.json").write_text(json.dumps(soak.memory))
+    (out / "memory.json").write_text(json.dumps(sampler.samples))
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     print(f"written: {out / 'summary.json'}")
     return 0 if all(summary["goals"].values()) else 1

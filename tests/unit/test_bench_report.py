@@ -113,3 +113,16 @@ def test_machine_description_names_cores_cpu_and_torch() -> None:
     info = report.machine()
     assert info["cores"] >= 1 and info["cpu"]
     assert info["torch"] and "torch_threads" in info
+
+
+def test_issue13_ceiling_is_the_best_format_and_lone_user_uses_the_fastest_single() -> None:
+    """Ratios are taken against the best format's throughput; the single request against the fastest one."""
+    case = make_case([level(1, 20.0, 30.0, 40.0), level(16, 150.0, 100.0, 200.0)], [], best=200.0, single=25.0)
+    bf16 = {**case["ceiling"], "dtype": "bfloat16"}
+    fp32 = {**case["ceiling"], "dtype": "float32", "best_throughput": 80.0, "single_ms_p50": 18.0}
+    case["ceiling"], case["ceilings"] = bf16, {"bfloat16": bf16, "float32": fp32}
+    targets = report.summarise(case)["targets"]
+    assert targets["vs_ceiling_at_saturation"]["value"] == 0.75  # 150 / 200, not 150 / 80
+    assert targets["lone_user_overhead_ms"]["value"] == 12.0  # 30 - 18 (fp32's single is faster)
+    text = report.case_markdown(case)
+    assert "Formats tried" in text and "bfloat16 200.0 sent/s" in text and "float32 80.0 sent/s" in text

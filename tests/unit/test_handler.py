@@ -135,3 +135,14 @@ def test_streamed_documents_count_in_the_metrics(handler: JaNerHandler, tiny_mod
         assert theirs.recv(65536)  # at least one partial message was sent
     assert isinstance(body["entities"], list)
     assert context.metrics.values["NerDocuments"] == [1]
+
+
+def test_issue13_requests_past_the_batch_budget_get_503_busy(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """max_batch_chars: the first requests fill the batch; one that does not fit is refused alone, with 503."""
+    limits = {"max_request_chars": 100, "max_batch_chars": 150}
+    h = JaNerHandler()
+    h.initialize(make_context(tiny_model_dir, tmp_path, 1, limits))
+    data = [{"body": "東" * 100}, {"body": "京" * 60}, {"body": "大阪" * 20}]
+    (s0, _, b0), (s1, _, b1), (s2, _, b2) = _answer(h, make_context(tiny_model_dir, tmp_path, 3, limits), data)
+    assert (s0, s2) == (200, 200) and "entities" in b0 and "entities" in b2
+    assert s1 == 503 and b1["type"] == "Busy" and b1["code"] == 503

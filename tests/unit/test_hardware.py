@@ -81,3 +81,21 @@ def test_detect_describes_this_machine():
     hw = hardware.detect()
     assert hw.cores >= 1
     assert "usable core" in hw.describe()
+
+
+@pytest.mark.parametrize(
+    ("flags", "gates", "expected"),
+    [
+        (AVX2_EPYC, {}, ("float32",)),
+        (AVX2_EPYC, INT8_PASSED, ("float32", "int8")),
+        (ZEN5_EPYC, INT8_PASSED, ("float32", "bfloat16", "int8")),
+        (SAPPHIRE_RAPIDS, {"bfloat16": False, "int8": False}, ("float32",)),
+    ],
+)
+def test_ceiling_candidates_are_native_and_gated(flags, gates, expected):
+    assert hardware.candidate_formats(Hardware(cores=2, cpu_flags=flags), gates) == expected
+
+
+def test_ceiling_candidates_on_cuda():
+    hw = Hardware(cores=16, gpus=1, cuda_capability=(9, 0))
+    assert hardware.candidate_formats(hw, INT8_PASSED, device="cuda:0") == ("float32", "bfloat16", "float16")

@@ -6,7 +6,7 @@ import pytest
 
 from ja_ner.errors import InputTooLarge, InvalidInput
 from ja_ner.options import Aggregation, OffsetUnit, parse_options
-from ja_ner.request import parse_request, render_response
+from ja_ner.request import admit, parse_request, render_response
 from ja_ner.types import Document, DocumentResult, Entity
 
 MODEL = {"model": "ja_ner", "model_version": "1.0"}
@@ -162,3 +162,17 @@ def test_hf_format_is_the_pipeline_list_for_one_text_and_a_batch():
     assert render_response(empty, [], MODEL) == (200, [])
     native = parse_request({"body": {"text": text}}, max_texts=4)
     assert render_response(native, [result], MODEL)[1]["entities"][0]["type"] == "PER"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "budget", "expected"),
+    [
+        ([], 10, []),
+        ([10], 10, [True]),
+        ([6, 6], 10, [True, False]),
+        ([6, 6, 4], 10, [True, False, True]),  # a small request after a refused one still fits
+        ([3, 3, 4, 1], 10, [True, True, True, False]),  # exactly at the budget, then full
+    ],
+)
+def test_issue13_admit_keeps_a_batch_within_its_character_budget(sizes, budget, expected):
+    assert admit(sizes, budget) == expected

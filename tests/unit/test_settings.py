@@ -23,6 +23,7 @@ BAD = [
     {"min_score": -1.0},  # "not set" is None, not a negative number
     {"word_edges": "yes"},  # the constructor takes values, not config strings
     {"max_chars": 1.5},
+    {"max_batch_chars": 50_000},  # below max_request_chars: one request must always fit
 ]
 
 
