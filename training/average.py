@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from training.train import save_fp16
+from training.checkpoint import save_fp16
 
 
 def average(model_dirs: list[Path], out: Path) -> None:

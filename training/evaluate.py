@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from training.checkpoint import predict_spans
 from training.data import DATA_DIR, SPLITS, TYPES, Example, Span, load_jsonl, load_split
 from training.metrics import Scores, classify_errors, score
 
@@ -74,8 +75,6 @@ def inprocess_predictor(model_dir: Path, *, threads: int = 0) -> Predictor:
     """Predict with the training loop's decoder (independent of ``ja_ner``)."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    from training.train import predict_spans
 
     if threads:
         torch.set_num_threads(threads)

@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from training.train import TOKENIZER_FILES
+from training.checkpoint import TOKENIZER_FILES
 
 
 def untrim(model_dir: Path, full_dir: Path, kept: list[int], out: Path) -> None:

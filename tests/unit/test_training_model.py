@@ -57,8 +57,8 @@ def test_loads_from_plain_folder_as_fast_tokenizer_and_fp32_model(loaded):
 
 
 def test_widget_sentences_in_process(loaded):
+    from training.checkpoint import predict_spans
     from training.data import Example
-    from training.train import predict_spans
 
     tok, model, _ = loaded
     texts = list(WIDGET)
