@@ -108,6 +108,14 @@ def test_stream_of_a_short_text_is_one_window_then_final(client):
     assert messages[-1].entities == client.predict(TEXT).entities
 
 
+def test_stream_in_hf_format_ends_with_the_pipeline_list(stub, client, torchserve):
+    body = json.dumps({"text": TEXT, "options": {"format": "hf"}}, ensure_ascii=False).encode()
+    request = inference_pb2.PredictionsRequest(model_name=torchserve.model_name, input={"data": body, "stream": b"1"})
+    *partials, final = (json.loads(r.prediction) for r in stub.StreamPredictions(request, timeout=60))
+    assert partials and all(p["partial"] is True for p in partials)  # partial messages keep our shape
+    assert [(e["word"], e["entity_group"]) for e in final] == [(e.text, e.type) for e in client.predict(TEXT).entities]
+
+
 def test_plain_request_over_stream_predictions_gets_one_message_and_keeps_the_worker(stub, client, torchserve):
     before = worker_pids(client)
     request = inference_pb2.PredictionsRequest(model_name=torchserve.model_name, input={"data": TEXT.encode()})
