@@ -71,7 +71,8 @@ class Prediction:
 
 class NerClient(ABC):
     """What every transport offers. Options are the request options of the wire format
-    (``aggregation``, ``offsets``, ``include_tokens``, ``min_score``), passed through unchanged."""
+    (``ja_ner.options``: ``aggregation``, ``offsets``, ``include_tokens``, ``min_score``, ``format``),
+    passed through unchanged; answers in either ``format`` come back as the same ``Prediction``."""
 
     @abstractmethod
     def predict(self, text: str, **options: Any) -> Prediction:
