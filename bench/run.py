@@ -110,9 +110,9 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
         )
         # The best format is the ceiling; every format's figures are kept beside it.
         result["ceiling"] = next(iter(measured.values())).to_json()
-        result["ceilings"] = {name: m.to_json() for name, m in measured.items()}
-        for name, m in measured.items():
-            log.info("ceiling %s: %.1f sent/s, single p50 %.1f ms", name, m.best_throughput, m.single_ms_p50)
+        result["ceilings"] = {fmt: m.to_json() for fmt, m in measured.items()}
+        for fmt, m in measured.items():
+            log.info("ceiling %s: %.1f sent/s, single p50 %.1f ms", fmt, m.best_throughput, m.single_ms_p50)
         gc.collect()
     work = WORK / name
     store = work / "model_store"

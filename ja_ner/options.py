@@ -30,6 +30,13 @@ class OffsetUnit(StrEnum):
     UTF16 = "utf16"  # JavaScript/Java string indices (astral characters count 2)
 
 
+class OutputFormat(StrEnum):
+    """Shape of a successful answer (errors keep theirs)."""
+
+    NATIVE = "native"  # {"model", "model_version", "entities": [{"type", "text", ...}], "truncated"}
+    HF = "hf"  # the list a Hugging Face TokenClassificationPipeline returns: entity_group, score, word, start, end
+
+
 def _meta(help: str, *, low: float | None = None, high: float | None = None) -> dict[str, Any]:
     return {"help": help, "range": (low, high)}
 
@@ -44,6 +51,9 @@ class RequestOptions:
     min_score: float | None = field(
         default=None, metadata=_meta("drop entities scoring below (0-1; default: the model's)", low=0.0, high=1.0)
     )  # None: the service's default
+    format: OutputFormat = field(
+        default=OutputFormat.NATIVE, metadata=_meta("answer shape: native, or hf (a Hugging Face pipeline's list)")
+    )
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 from ja_ner.errors import InputTooLarge, InvalidInput, NerError
 from ja_ner.offsets import utf16_positions
-from ja_ner.options import OffsetUnit, RequestOptions, parse_options
-from ja_ner.types import Document, DocumentResult, Entity, Outcome
+from ja_ner.options import OffsetUnit, OutputFormat, RequestOptions, parse_options
+from ja_ner.types import Document, DocumentResult, Entity, Outcome, entity_to_hf
 
 # TorchServe puts a REST body under "body"; its gRPC client and multipart forms use "data".
 PAYLOAD_KEYS = ("body", "data")
@@ -27,6 +27,7 @@ class ParsedRequest:
 
     documents: tuple[Document, ...]
     batch: bool
+    options: RequestOptions = RequestOptions()  # the request's options (every document carries them too)
 
     @property
     def chars(self) -> int:
@@ -55,13 +56,13 @@ def _from_json(obj: Any, options: RequestOptions, max_texts: int) -> ParsedReque
     if "text" in obj:
         if not isinstance(obj["text"], str):
             raise InvalidInput(f'"text" must be a string, got {type(obj["text"]).__name__}')
-        return ParsedRequest((Document(obj["text"], options),), batch=False)
+        return ParsedRequest((Document(obj["text"], options),), batch=False, options=options)
     texts = obj["texts"]
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise InvalidInput('"texts" must be a list of strings')
     if len(texts) > max_texts:
         raise InputTooLarge(f'"texts" has {len(texts)} items; the limit is {max_texts}')
-    return ParsedRequest(tuple(Document(t, options) for t in texts), batch=True)
+    return ParsedRequest(tuple(Document(t, options) for t in texts), batch=True, options=options)
 
 
 def parse_request(
@@ -113,7 +114,7 @@ def _parse(payload: dict[str, Any], max_texts: int, *, declared_json: bool = Fal
     if isinstance(body, (dict, list)):
         return _from_json(body, options, max_texts)
     if isinstance(body, str):
-        return ParsedRequest((Document(body, options),), batch=False)
+        return ParsedRequest((Document(body, options),), batch=False, options=options)
     raise InvalidInput(f"unsupported body type {type(body).__name__}")
 
 
@@ -150,13 +151,19 @@ def render_response(
     """The response status and JSON for one request.
 
     A client batch fails as a whole with the first document's error (its texts were sent
-    together, so a partial answer would be easy to misread).
+    together, so a partial answer would be easy to misread). With ``format: hf`` the answer is
+    the list a Hugging Face ``TokenClassificationPipeline`` returns (aggregation set): one text
+    gives ``[{"entity_group", "score", "word", "start", "end"}, ...]``, a client batch one such
+    list per text; ``model``, ``truncated`` and ``tokens`` are not part of that shape.
     """
     error = next((o for o in outcomes if isinstance(o, NerError)), None)
     if error is not None:
         return error.code, error.to_json()
     results = [o for o in outcomes if isinstance(o, DocumentResult)]
     rendered = [render_result(d, r) for d, r in zip(request.documents, results, strict=True)]
+    if request.options.format is OutputFormat.HF:  # a pipeline's entity list (a list of them for a batch)
+        lists = [[entity_to_hf(e) for e in r["entities"]] for r in rendered]
+        return 200, lists if request.batch else lists[0]
     if request.batch:
         return 200, {**model, "results": rendered}
     return 200, {**model, **rendered[0]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ja_ner.errors import NerError
 from ja_ner.options import RequestOptions
@@ -34,6 +35,27 @@ class Entity:
     start: int
     end: int
     score: float
+
+
+# The Hugging Face TokenClassificationPipeline's entity keys (aggregation strategy set) and ours:
+# the ``format: hf`` answers. ``word`` is the exact text between start and end.
+HF_KEYS: tuple[tuple[str, str], ...] = (
+    ("entity_group", "type"),
+    ("score", "score"),
+    ("word", "text"),
+    ("start", "start"),
+    ("end", "end"),
+)
+
+
+def entity_to_hf(entity: dict[str, Any]) -> dict[str, Any]:
+    """An entity's JSON in the pipeline's shape: ``{"entity_group", "score", "word", "start", "end"}``."""
+    return {hf: entity[ours] for hf, ours in HF_KEYS}
+
+
+def entity_from_hf(entity: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of ``entity_to_hf``: ``{"type", "text", "start", "end", "score"}``."""
+    return {ours: entity[hf] for hf, ours in HF_KEYS}
 
 
 @dataclass(frozen=True)

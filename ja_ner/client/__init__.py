@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ja_ner.client.rest import RestClient
-from ja_ner.client.results import NerClient, NerClientError, Prediction, RetryPolicy
+from ja_ner.client.results import NerClient, NerClientError, Prediction, RetryPolicy, ServerUnreachable
 from ja_ner.types import Entity
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ __all__ = [
     "Prediction",
     "RestClient",
     "RetryPolicy",
+    "ServerUnreachable",
     "connect",
 ]
 

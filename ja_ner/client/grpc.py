@@ -24,6 +24,7 @@ from ja_ner.client.results import (
     NerClientError,
     Prediction,
     RetryPolicy,
+    ServerUnreachable,
     batch_from_json,
     call_with_retries,
     decode_json,
@@ -66,6 +67,22 @@ def error_from_rpc(exc: grpc.RpcError) -> NerClientError:
 
 def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, grpc.RpcError) and hasattr(exc, "code") and exc.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def _no_connection(exc: BaseException) -> bool:
+    """UNAVAILABLE because no connection could be made at all (not a server saying 503)."""
+    if not _is_unavailable(exc):
+        return False
+    details = (exc.details() if hasattr(exc, "details") else "") or ""
+    return "failed to connect" in details.lower() or "dns resolution failed" in details.lower()
+
+
+def _connect_reason(exc: BaseException) -> str:
+    details = (exc.details() if hasattr(exc, "details") else "") or ""
+    for reason in ("Connection refused", "DNS resolution failed", "Connection timed out"):
+        if reason.lower() in details.lower():
+            return reason
+    return "no connection"
 
 
 def make_channel(
@@ -132,6 +149,7 @@ class GrpcClient(NerClient):
         channel_args = dict(
             tls_ca=tls_ca, tls=tls, tls_server_name=tls_server_name, max_message_bytes=max_message_bytes
         )
+        self.target = target
         self.model = model
         self.model_version = model_version
         self.timeout = timeout
@@ -150,12 +168,15 @@ class GrpcClient(NerClient):
 
     def _call(self, name: str, call: Callable[[], Any]) -> Any:
         def on_retry(exc: BaseException, delay: float) -> None:
-            log.warning("%s: server unavailable (%s); retrying in %.2f s", name, _details(exc), delay)
+            level = logging.INFO if _no_connection(exc) else logging.WARNING
+            log.log(level, "%s: server unavailable (%s); retrying in %.2f s", name, _details(exc), delay)
 
         extra = {"sleep": self._sleep} if self._sleep else {}
         try:
             return call_with_retries(call, _is_unavailable, self.retry, on_retry=on_retry, **extra)
         except grpc.RpcError as exc:
+            if _no_connection(exc):
+                raise ServerUnreachable(self.target, _connect_reason(exc)) from None
             raise error_from_rpc(exc) from None
 
     def _request(self, data: bytes, options: dict[str, Any], stream: bool = False) -> Any:

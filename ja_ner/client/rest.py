@@ -13,6 +13,7 @@ from ja_ner.client.results import (
     NerClientError,
     Prediction,
     RetryPolicy,
+    ServerUnreachable,
     batch_from_json,
     call_with_retries,
     decode_json,
@@ -24,6 +25,23 @@ from ja_ner.client.results import (
 log = logging.getLogger(__name__)
 
 _RETRY_STATUS = 503
+
+
+def _reason(exc: requests.ConnectionError) -> str:
+    """A few words for a connection failure: the innermost OS error, not urllib3's whole chain."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or any(err is s for s in seen):
+            continue
+        seen.append(err)
+        todo += [err.__cause__, err.__context__, getattr(err, "reason", None)]
+        todo += [a for a in err.args if isinstance(a, BaseException)]
+    inner = [e for e in seen if type(e).__module__ in ("builtins", "socket") and isinstance(e, OSError)]
+    if not inner:
+        return type(exc).__name__
+    return inner[-1].strerror or str(inner[-1])
 
 
 class _Unavailable(Exception):
@@ -84,7 +102,10 @@ class RestClient(NerClient):
             return isinstance(exc, (_Unavailable, requests.ConnectionError))
 
         def on_retry(exc: BaseException, delay: float) -> None:
-            log.warning("%s %s failed (%s); retrying in %.2f s", method, url, exc, delay)
+            if isinstance(exc, requests.ConnectionError):  # one line each, not urllib3's whole chain
+                log.info("%s %s: %s; retrying in %.2f s", method, url, _reason(exc), delay)
+            else:
+                log.warning("%s %s: 503 %s; retrying in %.2f s", method, url, exc, delay)
 
         try:
             return call_with_retries(attempt, retryable, self.retry, on_retry=on_retry)
@@ -93,7 +114,7 @@ class RestClient(NerClient):
         except requests.Timeout as exc:
             raise NerClientError(504, "Timeout", f"{method} {url}: no answer in {self.timeout} s") from exc
         except requests.ConnectionError as exc:
-            raise NerClientError(503, "ConnectionError", f"{method} {url}: {exc}") from exc
+            raise ServerUnreachable(self.url, _reason(exc)) from None
 
     @staticmethod
     def _answer(response: requests.Response) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ja_ner.types import Entity
+from ja_ner.types import Entity, entity_from_hf
 
 _ERROR_KEYS = frozenset({"code", "type", "message"})
 
@@ -32,6 +32,23 @@ class NerClientError(Exception):
         self.code = code
         self.type = type
         self.message = message
+
+
+class ServerUnreachable(NerClientError):
+    """No server answered at all (connection refused, unknown host, no route): not an HTTP status.
+
+    ``code`` is 0 (no HTTP exchange took place), ``type`` "Unreachable"; ``address`` is the URL
+    or ``host:port`` dialled and ``message`` one plain line that says how to start a server.
+    """
+
+    def __init__(self, address: str, reason: str) -> None:
+        message = f"cannot reach a ja-ner server at {address} ({reason}); start one with `make serve`"
+        super().__init__(0, "Unreachable", message)
+        self.address = address
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -54,7 +71,8 @@ class Prediction:
 
 class NerClient(ABC):
     """What every transport offers. Options are the request options of the wire format
-    (``aggregation``, ``offsets``, ``include_tokens``, ``min_score``), passed through unchanged."""
+    (``ja_ner.options``: ``aggregation``, ``offsets``, ``include_tokens``, ``min_score``, ``format``),
+    passed through unchanged; answers in either ``format`` come back as the same ``Prediction``."""
 
     @abstractmethod
     def predict(self, text: str, **options: Any) -> Prediction:
@@ -164,9 +182,11 @@ def error_from_json(obj: Any) -> NerClientError | None:
 
 
 def _entities(raw: Any) -> tuple[Entity, ...]:
+    """Entities of an answer, in our shape or the pipeline's (``format: hf``, ``entity_group`` keys)."""
     if not isinstance(raw, list):
         raise NerClientError(502, "BadResponse", f"'entities' must be a list, got {type(raw).__name__}")
     try:
+        native = [entity_from_hf(e) if isinstance(e, dict) and "entity_group" in e else e for e in raw]
         return tuple(
             Entity(
                 type=e["type"],
@@ -175,7 +195,7 @@ def _entities(raw: Any) -> tuple[Entity, ...]:
                 end=int(e["end"]),
                 score=float(e["score"]),
             )
-            for e in raw
+            for e in native
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise NerClientError(502, "BadResponse", f"malformed entity: {exc!r}") from None
@@ -191,11 +211,13 @@ def _checked(obj: Any) -> dict[str, Any]:
 
 
 def prediction_from_json(obj: Any) -> Prediction:
-    """A single-text answer (or one message of a stream).
+    """A single-text answer (or one message of a stream); a bare list is a ``format: hf`` answer.
 
     Raises:
         NerClientError: the answer is an error body, or not shaped like an answer.
     """
+    if isinstance(obj, list):
+        return Prediction(entities=_entities(obj), truncated=False, model="", model_version="")
     obj = _checked(obj)
     if "entities" not in obj:
         raise NerClientError(502, "BadResponse", "answer has no 'entities'")
@@ -211,11 +233,15 @@ def prediction_from_json(obj: Any) -> Prediction:
 
 
 def batch_from_json(obj: Any, expected: int) -> list[Prediction]:
-    """A client-batch answer ``{"model", "model_version", "results": [...]}``.
+    """A client-batch answer ``{"model", "model_version", "results": [...]}``, or a list of lists (hf).
 
     Raises:
         NerClientError: an error body, or a result count different from ``expected``.
     """
+    if isinstance(obj, list):
+        if len(obj) != expected or not all(isinstance(r, list) for r in obj):
+            raise NerClientError(502, "BadResponse", f"expected {expected} entity lists")
+        return [prediction_from_json(r) for r in obj]
     obj = _checked(obj)
     results = obj.get("results")
     if not isinstance(results, list) or len(results) != expected:

@@ -108,10 +108,10 @@ class FaultServer:
 def faults(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[FaultServer]:
     root = tmp_path_factory.mktemp("faults")
     store = root / "model_store"
-    # max_request_chars is raised so the slow request below reaches the model instead of a 413.
+    # max_request_chars (and the batch budget) are raised so the slow request below reaches the model, not a 413.
     mar = build_mar(
         tiny_model_dir, store, "ja_ner", batchSize=4, maxBatchDelay=10, responseTimeout=RESPONSE_TIMEOUT_S,
-        handler={"max_request_chars": 2_000_000},
+        handler={"max_request_chars": 2_000_000, "max_batch_chars": 2_000_000},
     )  # fmt: skip
     corrupt_weights(mar, store / "broken.mar")
     overrides = {

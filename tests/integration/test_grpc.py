@@ -108,6 +108,14 @@ def test_stream_of_a_short_text_is_one_window_then_final(client):
     assert messages[-1].entities == client.predict(TEXT).entities
 
 
+def test_stream_in_hf_format_ends_with_the_pipeline_list(stub, client, torchserve):
+    body = json.dumps({"text": TEXT, "options": {"format": "hf"}}, ensure_ascii=False).encode()
+    request = inference_pb2.PredictionsRequest(model_name=torchserve.model_name, input={"data": body, "stream": b"1"})
+    *partials, final = (json.loads(r.prediction) for r in stub.StreamPredictions(request, timeout=60))
+    assert partials and all(p["partial"] is True for p in partials)  # partial messages keep our shape
+    assert [(e["word"], e["entity_group"]) for e in final] == [(e.text, e.type) for e in client.predict(TEXT).entities]
+
+
 def test_plain_request_over_stream_predictions_gets_one_message_and_keeps_the_worker(stub, client, torchserve):
     before = worker_pids(client)
     request = inference_pb2.PredictionsRequest(model_name=torchserve.model_name, input={"data": TEXT.encode()})
@@ -198,6 +206,23 @@ def test_rest_and_grpc_answers_are_identical(client, stub, torchserve):
         )
 
 
+def test_hf_format_over_grpc_is_the_rest_answer(client, stub, torchserve):
+    """format: hf (a Hugging Face pipeline's entity list) is the same bytes over gRPC as over REST."""
+    body = json.dumps({"texts": [TEXT, SENTENCES[1]], "options": {"format": "hf"}}, ensure_ascii=False).encode()
+    rest = requests.post(f"{torchserve.rest_url}/predictions/{torchserve.model_name}", data=body, timeout=60,
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+    grpc_reply = stub.Predictions(
+        inference_pb2.PredictionsRequest(model_name=torchserve.model_name, input={"data": body}), timeout=60
+    )
+    assert rest.status_code == 200 and rest.content == grpc_reply.prediction
+    lists = rest.json()
+    assert len(lists) == 2 and all(set(e) == {"entity_group", "score", "word", "start", "end"} for e in lists[0])
+    assert [(e["word"], e["entity_group"]) for e in lists[0]] == [
+        (e.text, e.type) for e in client.predict(TEXT).entities
+    ]
+    assert client.predict(TEXT, format="hf").entities == client.predict(TEXT).entities  # the client reads both
+
+
 def test_cli_over_grpc_and_rest(torchserve, capsys):
     assert ja_ner_cli.main(["--grpc", "--target", torchserve.grpc_target, "--json", TEXT]) == 0
     over_grpc = json.loads(capsys.readouterr().out)
@@ -206,3 +231,24 @@ def test_cli_over_grpc_and_rest(torchserve, capsys):
     assert ja_ner_cli.main(["--grpc", "--stream", "--target", torchserve.grpc_target, LONG_TEXT]) == 0
     out = capsys.readouterr().out
     assert out.count("# window") >= 2 and "entities" in out.splitlines()[-1]
+
+
+def test_cli_many_texts_in_client_batches_over_rest_and_grpc(torchserve, tmp_path, capsys):
+    source = tmp_path / "texts.jsonl"
+    lines = [{"id": i, "text": t} for i, t in enumerate([TEXT, *SENTENCES[:4]])] + [
+        {"id": "big", "text": "あ" * 100_001}
+    ]
+    source.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n", encoding="utf-8")
+    rest_args = ["--jsonl", "--file", str(source), "--batch-size", "4", "--url", torchserve.rest_url, "--no-progress"]
+    assert ja_ner_cli.main(rest_args) == 1  # the oversized text fails its own line only
+    over_rest = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in over_rest] == [0, 1, 2, 3, 4, "big"]
+    assert over_rest[-1]["error"]["type"] == "InputTooLarge" and "entities" not in over_rest[-1]
+    assert all("entities" in r for r in over_rest[:-1])
+    grpc_args = ["--grpc", "--target", torchserve.grpc_target, "--format", "hf", "--jsonl", "--file", str(source)]
+    assert ja_ner_cli.main([*grpc_args, "--no-progress"]) == 1
+    over_grpc = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for native, hf in zip(over_rest[:-1], over_grpc[:-1], strict=True):
+        assert [(e["text"], e["type"], e["start"]) for e in native["entities"]] == [
+            (e["word"], e["entity_group"], e["start"]) for e in hf["entities"]
+        ]

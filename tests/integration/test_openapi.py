@@ -63,6 +63,16 @@ def test_client_batch_matches_the_contract(torchserve, contract) -> None:
     assert len(response.json()["results"]) == 3
 
 
+def test_hf_format_answers_match_the_contract(torchserve, contract) -> None:
+    one = _post(torchserve, json={"text": WIDGET, "options": {"format": "hf"}})
+    batch = _post(torchserve, json={"texts": [WIDGET, "", WIDGET], "options": {"format": "hf"}})
+    for response in (one, batch):
+        assert response.status_code == 200
+        _check(contract, response)
+    assert [(e["word"], e["entity_group"]) for e in one.json()] == WIDGET_ENTITIES
+    assert batch.json()[1] == [] and batch.json()[0] == batch.json()[2] == one.json()
+
+
 @pytest.mark.parametrize(
     ("request_kwargs", "model", "status", "error_type"),
     [

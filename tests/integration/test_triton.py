@@ -21,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from deploy.triton import build_repo, serve
 from handler.server import free_port
+from ja_ner.types import entity_from_hf
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +134,16 @@ def test_options_agree_with_torchserve(triton: serve.TritonServer, torchserve: A
     rows = _rows(client.infer(MODEL, _inputs(httpclient, [t.encode() for t in texts], encoded_options)))
     for text, row in zip(texts, rows, strict=True):
         _same_entities(row["entities"], _torchserve(torchserve, text, options)["entities"])
+
+
+def test_hf_format_agrees_with_torchserve(triton: serve.TritonServer, torchserve: Any) -> None:
+    """format: hf rows are the pipeline's entity list, as TorchServe answers it."""
+    options = json.dumps({"format": "hf"}).encode()
+    client = httpclient.InferenceServerClient(triton.http_target)
+    (row,) = _rows(client.infer(MODEL, _inputs(httpclient, [TEXTS[0].encode()], [options])))
+    reference = _torchserve(torchserve, TEXTS[0], {"format": "hf"})
+    assert isinstance(row, list) and [e["word"] for e in row] == [e["word"] for e in reference]
+    _same_entities([entity_from_hf(e) for e in row], [entity_from_hf(e) for e in reference])
 
 
 def _execution_count(client: httpclient.InferenceServerClient) -> tuple[int, int]:

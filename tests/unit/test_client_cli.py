@@ -137,3 +137,85 @@ def test_timing_logs_first_and_final_message_latency(fake, caplog):
     assert run(["--grpc", "--stream", "--timing", TEXT])[0] == 0
     assert "first message after" in caplog.text and "final message after" in caplog.text
     assert "3 messages" in caplog.text
+
+
+class BatchClient(FakeClient):
+    """Answers a batch unless it holds a text marked bad: then the service refuses the whole batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def predict(self, text, **options):
+        self.calls.append(("predict", text, options))
+        if "BAD" in text:
+            raise NerClientError(413, "InputTooLarge", "text has too many characters")
+        return Prediction((Entity("PER", "鈴木", 0, 2, 0.97),), False, "ja_ner", "1.0")
+
+    def predict_batch(self, texts, **options):
+        self.batches.append(list(texts))
+        if any("BAD" in t for t in texts):
+            raise NerClientError(413, "InputTooLarge", "text has too many characters")
+        return [self.predict(t, **options) for t in texts]
+
+
+@pytest.fixture
+def batch_client(monkeypatch):
+    client = BatchClient()
+    monkeypatch.setattr(cli, "make_client", lambda args: client)
+    return client
+
+
+def test_lines_are_sent_in_client_batches_and_written_as_json_lines(batch_client):
+    lines = "\n".join(f"鈴木 {i}" for i in range(5)) + "\n\n"
+    code, out = run(["--lines", "--batch-size", "2", "--format", "hf", "--no-progress"], stdin=lines)
+    assert code == 0
+    assert batch_client.batches == [["鈴木 0", "鈴木 1"], ["鈴木 2", "鈴木 3"], ["鈴木 4"]]
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 5] and records[2]["text"] == "鈴木 2"
+    assert records[0]["entities"] == [{"entity_group": "PER", "score": 0.97, "word": "鈴木", "start": 0, "end": 2}]
+    assert batch_client.calls[0][2] == {"format": "hf"}
+
+
+def test_jsonl_keeps_fields_and_a_refused_text_fails_only_its_line(batch_client):
+    stdin = '{"id": "a", "text": "鈴木"}\n"鈴木 BAD"\nnot json\n{"id": 3}\n'
+    code, out = run(["--jsonl", "--no-progress"], stdin=stdin)
+    assert code == 1  # some texts failed
+    first, bad, not_json, no_text = (json.loads(line) for line in out.splitlines())
+    assert first["id"] == "a" and first["entities"][0]["type"] == "PER"
+    assert bad["error"]["type"] == "InputTooLarge" and "entities" not in bad
+    assert not_json["line"] == 3 and not_json["error"]["type"] == "InvalidInputLine"
+    assert no_text == {"line": 4, "error": no_text["error"]} and "text" in no_text["error"]["message"]
+    assert [c[1] for c in batch_client.calls] == ["鈴木", "鈴木 BAD"]  # the refused batch, text by text
+
+
+def test_many_texts_from_a_file_to_an_output_file(batch_client, tmp_path):
+    source = tmp_path / "texts.txt"
+    source.write_text("鈴木\n熊本\n", encoding="utf-8")
+    target = tmp_path / "out.jsonl"
+    code, out = run(["--lines", "--file", str(source), "-o", str(target), "--no-progress"])
+    assert (code, out) == (0, "")
+    assert [json.loads(line)["text"] for line in target.read_text(encoding="utf-8").splitlines()] == ["鈴木", "熊本"]
+
+
+def test_progress_bar_goes_to_stderr(batch_client, capsys):
+    code, out = run(["--lines", "--progress"], stdin="鈴木\n熊本\n")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert "ja-ner: 2text" in capsys.readouterr().err  # stdin: no total known
+
+
+def test_hf_json_output_for_one_text(fake):
+    code, out = run(["--json", "--format", "hf", TEXT])
+    assert code == 0
+    assert json.loads(out)[1] == {"entity_group": "LOC", "score": 0.912, "word": "熊本県", "start": 3, "end": 6}
+
+
+def test_unreachable_server_is_one_line_naming_the_url_and_make_serve(caplog, capsys):
+    code = cli.main(["--url", "http://127.0.0.1:9", "鈴木"], stdout=io.StringIO())
+    assert code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "cannot reach a ja-ner server at http://127.0.0.1:9 (Connection refused); start one with `make serve` "
+        "(or pass --url)"
+    ]
+    assert "Traceback" not in capsys.readouterr().err

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ja_ner.client import RestClient, connect
-from ja_ner.client.results import NerClientError, RetryPolicy
+from ja_ner.client.results import NerClientError, RetryPolicy, ServerUnreachable
 
 ANSWER = {
     "model": "ja_ner",
@@ -104,10 +104,18 @@ def test_batch_and_stream_fallback_and_ping(server):
     assert server.seen[2][:2] == ("GET", "/ping")
 
 
-def test_connection_refused_is_a_503_client_error():
+def test_connection_refused_is_one_plain_unreachable_error_not_a_503(caplog):
+    """Regression (issue 15): a refused connection was reported as HTTP 503 after three WARNING
+    lines, each carrying urllib3's whole exception chain."""
+    caplog.set_level("INFO")
     with (
-        RestClient("http://127.0.0.1:9", retry=RetryPolicy(max_attempts=1)) as client,
-        pytest.raises(NerClientError) as info,
+        RestClient("http://127.0.0.1:9", retry=RetryPolicy(max_attempts=3, initial_backoff=0.01)) as client,
+        pytest.raises(ServerUnreachable) as info,
     ):
         client.ping()
-    assert info.value.code == 503 and info.value.type == "ConnectionError"
+    assert info.value.code != 503 and info.value.type == "Unreachable"
+    assert str(info.value) == (
+        "cannot reach a ja-ner server at http://127.0.0.1:9 (Connection refused); start one with `make serve`"
+    )
+    assert [r.levelname for r in caplog.records] == ["INFO", "INFO"]  # the two retries, quietly
+    assert all("HTTPConnectionPool" not in r.getMessage() for r in caplog.records)

@@ -10,7 +10,7 @@ import yaml
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 
-from ja_ner.options import Aggregation, OffsetUnit, RequestOptions
+from ja_ner.options import Aggregation, OffsetUnit, OutputFormat, RequestOptions
 from ja_ner.settings import Settings
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
@@ -34,6 +34,8 @@ def test_options_are_the_request_options_of_the_code(spec: dict) -> None:
     assert options["aggregation"]["default"] == RequestOptions().aggregation.value
     assert options["offsets"]["enum"] == [o.value for o in OffsetUnit]
     assert options["offsets"]["default"] == RequestOptions().offsets.value
+    assert options["format"]["enum"] == [f.value for f in OutputFormat]
+    assert options["format"]["default"] == RequestOptions().format.value
 
 
 def test_limits_are_the_default_settings(spec: dict) -> None:

@@ -122,7 +122,7 @@ def test_every_option_is_parsed_and_offered_by_the_cli():
     flags = {a.dest for a in build_parser()._actions}
     assert set(OPTION_NAMES) <= flags  # the CLI's option flags come from the same definition
     assert set(OPTION_NAMES) == set(RequestOptions.__dataclass_fields__)
-    with pytest.raises(InvalidInput, match="known: aggregation, include_tokens, min_score, offsets"):
+    with pytest.raises(InvalidInput, match="known: aggregation, format, include_tokens, min_score, offsets"):
         parse_options({"colour": "red"})
     with pytest.raises(InvalidInput, match="'aggregation' must be one of 'simple', 'first', 'average', 'max'"):
         parse_options({"aggregation": None})  # null is "not set" only for min_score
@@ -144,6 +144,24 @@ def test_a_body_declared_json_must_be_a_json_object(body, message) -> None:
         parse_request({"body": body}, max_texts=4, content_type="application/json; charset=utf-8")
     assert parse_request({"body": bytearray(b"\x00")}, max_texts=4).documents[0].text == "\x00"  # undeclared: text
     assert parse_request({"body": {"text": "a"}}, max_texts=4, content_type="application/json").documents[0].text == "a"
+
+
+def test_hf_format_is_the_pipeline_list_for_one_text_and_a_batch():
+    """format: hf answers what a Hugging Face TokenClassificationPipeline (aggregation set) returns."""
+    text = "𠮷鈴木"
+    result = DocumentResult((Entity("PER", "鈴木", 1, 3, 0.97),), tokens=())
+    one = parse_request({"body": {"text": text, "options": {"format": "hf", "offsets": "utf16"}}}, max_texts=4)
+    assert render_response(one, [result], MODEL) == (
+        200,
+        [{"entity_group": "PER", "score": 0.97, "word": "鈴木", "start": 2, "end": 4}],  # utf16 offsets still apply
+    )
+    batch = parse_request({"body": {"texts": [text, "x"], "options": {"format": "hf"}}}, max_texts=4)
+    status, body = render_response(batch, [result, DocumentResult(())], MODEL)
+    assert (status, body) == (200, [[{"entity_group": "PER", "score": 0.97, "word": "鈴木", "start": 1, "end": 3}], []])
+    empty = parse_request({"body": {"texts": [], "options": {"format": "hf"}}}, max_texts=4)
+    assert render_response(empty, [], MODEL) == (200, [])
+    native = parse_request({"body": {"text": text}}, max_texts=4)
+    assert render_response(native, [result], MODEL)[1]["entities"][0]["type"] == "PER"
 
 
 @pytest.mark.parametrize(
