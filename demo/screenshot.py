@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 from pathlib import Path
 
 from demo.serve import DEFAULT_API, DEFAULT_PORT, serve_in_thread
 
 log = logging.getLogger("demo.screenshot")
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium (Playwright cannot download its own browser here), headless, quiet: also what
+# tests/integration/test_demo_page.py launches.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -6,7 +6,7 @@
 Each instance gets its own TMPDIR (TorchServe keeps its pid file there) and log folder, so
 several can run side by side on different ports (``start_on_free_ports``). The one reader of
 TorchServe's ``key_file.json`` (``read_key``) and of free loopback ports (``free_port``) live here.
-Standard library only.
+Standard library only at import (``auto_workers`` imports ``ja_ner.hardware`` when it runs).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from ja_ner import hardware
 
 log = logging.getLogger("server")
 REPO = Path(__file__).resolve().parent.parent
@@ -168,6 +166,8 @@ def auto_workers() -> int:
     passed as ``default_workers_per_model``; a model-config.yaml ``minWorkers``/``maxWorkers`` or the
     management API's scale call still overrides it per model.
     """
+    from ja_ner import hardware
+
     hw = hardware.detect()
     choice = hardware.workers(hw)
     log.info("workers auto -> %s: %s (%s)", choice.value, choice.reason, hw.describe())

@@ -7,27 +7,17 @@ TorchServe allows (``cors_allowed_origin``), so every call below is a real cross
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from demo.screenshot import CHROMIUM, CHROMIUM_ARGS
 from demo.serve import serve_in_thread
 from handler.server import free_port
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDGET = "鈴木は4月の陽気の良い日に、鈴をつけて熊本県の阿蘇山に登った"
 WIDGET_ENTITIES = [("鈴木", "PER"), ("熊本県", "LOC"), ("阿蘇山", "LOC")]
 
