@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from ts.metrics.dimension import Dimension
+from ts.metrics.metric_type_enum import MetricTypes
+
 from handler import streaming
 from ja_ner import hardware
 from ja_ner.errors import Busy, NerError
 from ja_ner.forward import device_for
-from ja_ner.pipeline import Pipeline
+from ja_ner.pipeline import Pipeline, StageTimes
 from ja_ner.request import ParsedRequest, admit, parse_request, render_response, render_result
 from ja_ner.settings import Settings
+from ja_ner.types import DocumentResult, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +97,15 @@ class JaNerHandler:
         docs = [d for i, p in ok.items() if i not in stream for d in p.documents]
         outcomes, times = self.pipeline.predict_timed(docs)
         results = iter(outcomes)
+        answered = list(outcomes)  # every document's outcome, streamed ones too (metrics)
         bodies = []
         for idx, request in enumerate(parsed):
             if isinstance(request, NerError):
                 bodies.append(self._error(context, idx, request))
             elif idx in stream:
-                bodies.append(self._stream(context, idx, request))
+                body, finals = self._stream(context, idx, request)
+                bodies.append(body)
+                answered += finals
             else:
                 mine = [next(results) for _ in request.documents]
                 status, body = render_response(request, mine, self.model_info)
@@ -106,8 +114,7 @@ class JaNerHandler:
                 bodies.append(_dumps(body))
         for idx in range(len(data)):
             streaming.mark_final(context, idx)
-        streamed = sum(len(ok[i].documents) for i in stream)
-        self._metrics(context, len(data), len(docs) + streamed, times)
+        self._metrics(context, len(data), answered, times)
         return bodies
 
     def _admit(self, parsed: list[ParsedRequest | NerError]) -> list[ParsedRequest | NerError]:
@@ -139,17 +146,17 @@ class JaNerHandler:
         except NerError as err:
             return err
 
-    def _stream(self, context: Any, idx: int, request: ParsedRequest) -> bytes:
-        """Send one message per window of a single document, then return the final answer."""
+    def _stream(self, context: Any, idx: int, request: ParsedRequest) -> tuple[bytes, list[Outcome]]:
+        """Send one message per window of a single document; the final answer and its outcomes."""
         assert self.pipeline is not None
         if request.batch or len(request.documents) != 1:
             outcomes = self.pipeline.predict(request.documents)
-            return _dumps(render_response(request, outcomes, self.model_info)[1])
+            return _dumps(render_response(request, outcomes, self.model_info)[1]), outcomes
         doc = request.documents[0]
         window = 0
         for final, outcome in self.pipeline.predict_stream(doc):
             if final:
-                return _dumps(render_response(request, [outcome], self.model_info)[1])
+                return _dumps(render_response(request, [outcome], self.model_info)[1]), [outcome]
             if isinstance(outcome, NerError):
                 continue
             partial = {**self.model_info, "partial": True, "window": window, **render_result(doc, outcome)}
@@ -166,13 +173,25 @@ class JaNerHandler:
         return _dumps(error.to_json())
 
     @staticmethod
-    def _metrics(context: Any, requests: int, documents: int, times: Any) -> None:
+    def _metrics(context: Any, requests: int, outcomes: list[Outcome], times: StageTimes) -> None:
+        """Counters per ``handle`` call, stage seconds as histograms, entities found per type.
+
+        TorchServe's frontend turns a HISTOGRAM line into a Prometheus histogram with the Prometheus
+        client's default buckets (5 ms to 10 s), hence seconds. Names are declared to Prometheus by
+        ``model_metrics_auto_detect=true`` (config.properties).
+        """
         metrics = context.metrics
         if metrics is None:
             return
         metrics.add_counter("NerBatches", 1)
         metrics.add_counter("NerBatchRequests", requests)
-        metrics.add_counter("NerDocuments", documents)
+        metrics.add_counter("NerDocuments", len(outcomes))
         metrics.add_counter("NerForwardPasses", len(times.batches))
         for stage, seconds in times.seconds.items():
-            metrics.add_counter(f"Ner{stage.capitalize()}Ms", round(seconds * 1000.0, 3))
+            metrics.add_time(
+                "NerStageSeconds", seconds, unit="s", dimensions=[Dimension("Stage", stage)],
+                metric_type=MetricTypes.HISTOGRAM,
+            )  # fmt: skip
+        found = Counter(e.type for o in outcomes if isinstance(o, DocumentResult) for e in o.entities)
+        for entity_type, count in sorted(found.items()):
+            metrics.add_counter("NerEntities", count, dimensions=[Dimension("EntityType", entity_type)])

@@ -132,7 +132,9 @@ def dtype(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> Choic
     if native and gates.get("bfloat16", True):
         return Choice("bfloat16", f"CPU runs bfloat16 natively ({' '.join(native)})")
     if gates.get("int8"):
-        return Choice("int8", "no native bfloat16; the model's int8 accuracy gate passed (head kept in float)")
+        return Choice(
+            "int8", "no native bfloat16; the model's int8 accuracy gate passed (int8 attention, the rest float)"
+        )
     why = "its int8 gate failed" if gates.get("int8") is False else "no int8 gate is recorded for it"
     return Choice("float32", f"no native bfloat16 on this CPU and the model's {why}")
 
@@ -164,3 +166,46 @@ def gates_of(model_config: Mapping[str, object]) -> dict[str, bool]:
     if not isinstance(raw, Mapping):
         return {}
     return {str(k): bool(v.get("passed")) for k, v in raw.items() if isinstance(v, Mapping)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, str]:
+    """What ``auto`` resolves to for a model on this machine, or on a simulated one (printed and returned).
+
+    python -m ja_ner.hardware [--model DIR] [--cores N] [--flags "avx2 ..."] [--gpus N --capability 8.0]
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="what auto resolves to (workers, threads, dtype) and why")
+    parser.add_argument("--model", type=Path, default=Path("models/ja-ner-small"), help="its config.json gates")
+    parser.add_argument("--cores", type=int, help="simulate this many usable cores")
+    parser.add_argument("--flags", help="simulate these /proc/cpuinfo flags (space-separated)")
+    parser.add_argument("--gpus", type=int, help="simulate this many GPUs")
+    parser.add_argument("--capability", help="simulated CUDA capability, e.g. 8.0")
+    args = parser.parse_args(argv)
+    hw = detect()
+    major, _, minor = (args.capability or "").partition(".")
+    hw = Hardware(
+        cores=args.cores or hw.cores,
+        cpu_flags=frozenset(args.flags.split()) if args.flags is not None else hw.cpu_flags,
+        gpus=hw.gpus if args.gpus is None else args.gpus,
+        cuda_capability=(int(major), int(minor or 0)) if args.capability else hw.cuda_capability,
+    )
+    config_path = args.model / "config.json"
+    gates = gates_of(json.loads(config_path.read_text())) if config_path.is_file() else {}
+    device = "cuda:0" if hw.gpus else "cpu"
+    w = workers(hw)
+    chosen = {"machine": hw.describe(), "gates": str(gates)}
+    for name, choice in (
+        ("workers", w),
+        ("threads", threads(hw, int(w.value), device)),
+        ("dtype", dtype(hw, gates, device)),
+    ):
+        chosen[name] = f"{choice.value}: {choice.reason}"
+    for key, value in chosen.items():
+        print(f"{key:8} {value}")
+    return chosen
+
+
+if __name__ == "__main__":
+    main()

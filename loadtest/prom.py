@@ -9,22 +9,25 @@ TorchServe 0.12 (``metrics_mode=prometheus``, port 8082 ``/metrics``) exposes, a
 - gauges ``QueueTime``, ``WorkerThreadTime`` (frontend) and ``HandlerTime``, ``PredictionTime``
   (backend), in ms: the last request's value only, recorded as such;
 - the handler's counters (``NerBatches`` +1 per ``handle()`` call, ``NerBatchRequests`` +requests
-  in it, ``NerDocuments``, ``NerForwardPasses``, ``Ner<Stage>Ms``): the mean batch size TorchServe
-  formed is ``ΔNerBatchRequests / ΔNerBatches``.
+  in it, ``NerDocuments``, ``NerForwardPasses``, ``NerEntities{EntityType}``) and the histogram
+  ``NerStageSeconds{Stage}`` (seconds per ``handle()`` call and stage): the mean batch size TorchServe
+  formed is ``ΔNerBatchRequests / ΔNerBatches``, a stage's mean time per batch
+  ``ΔNerStageSeconds_sum / ΔNerBatches``.
+
+The exposition text is read by ``prometheus_client``'s parser.
 """
 
 from __future__ import annotations
 
-import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+from prometheus_client.parser import text_string_to_metric_families
 
 GAUGES_MS = ("QueueTime", "WorkerThreadTime", "HandlerTime", "PredictionTime")
 BATCHES, BATCH_REQUESTS, DOCUMENTS, FORWARDS = "NerBatches", "NerBatchRequests", "NerDocuments", "NerForwardPasses"
+STAGE_SECONDS, STAGE_LABEL = "NerStageSeconds", "Stage"
 MODEL_LABELS = ("model_name", "ModelName")
 
 
@@ -41,22 +44,30 @@ class Sample:
 
 
 def parse(text: str) -> list[Sample]:
-    """Samples of a Prometheus text exposition (comments, blank and unreadable lines skipped)."""
-    samples = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _LINE.match(line)
-        if not match:
-            continue
-        name, labels, value = match.groups()
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        samples.append(Sample(name, tuple(sorted(_LABEL.findall(labels or ""))), number))
-    return samples
+    """Samples of a Prometheus text exposition (histograms as their ``_bucket``/``_sum``/``_count``).
+
+    An unreadable line is skipped rather than failing the whole report: the text is parsed in one
+    go and, only if that fails, line by line.
+    """
+    try:
+        return _samples(text)
+    except ValueError:
+        return [s for line in text.splitlines() for s in _samples_or_none(line)]
+
+
+def _samples(text: str) -> list[Sample]:
+    return [
+        Sample(s.name, tuple(sorted(s.labels.items())), float(s.value))
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
+
+
+def _samples_or_none(line: str) -> list[Sample]:
+    try:
+        return _samples(line + "\n")
+    except ValueError:
+        return []
 
 
 def scrape(url: str, timeout: float = 10.0) -> str | None:
@@ -125,10 +136,15 @@ def server_view(
         ):
             value = delta(name)
             batch[key] = None if value is None else round(value / batches, 3)
-        stages = sorted({s.name for s in new if re.fullmatch(r"Ner[A-Z][A-Za-z]*Ms(_total)?", s.name)})
+        stage_sum = f"{STAGE_SECONDS}_sum"
+
+        def stage_seconds(samples: list[Sample], stage: str) -> float:
+            return sum(s.value for s in samples if s.name == stage_sum and s.label(STAGE_LABEL) == stage)
+
+        stages = sorted({str(s.label(STAGE_LABEL)) for s in new if s.name == stage_sum})
         batch["mean_stage_ms_per_batch"] = {
-            name.removesuffix("_total"): round((delta(name.removesuffix("_total")) or 0.0) / batches, 3)
-            for name in stages
+            stage: round((stage_seconds(new, stage) - stage_seconds(old, stage)) * 1000.0 / batches, 3)
+            for stage in stages
         }
     else:
         batch["note"] = f"no {BATCHES} counter change: the handler's batch metrics are missing or nothing ran"

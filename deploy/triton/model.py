@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ja_ner.errors import InvalidInput, NerError
 from ja_ner.pipeline import Pipeline, StageTimes
 from ja_ner.request import ParsedRequest, parse_request, render_response
 from ja_ner.settings import Settings
-from ja_ner.types import Document
+from ja_ner.types import Document, DocumentResult, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -109,31 +110,38 @@ class StageMetrics:
     """Custom Triton metrics (served on the metrics port next to Triton's own ``nv_*`` series).
 
     Counters only, so rates and means come from Prometheus: ``ja_ner_documents_total``,
-    ``ja_ner_forward_passes_total`` and ``ja_ner_stage_ms_total{stage=...}`` (milliseconds spent per
-    pipeline stage). Created once per instance in ``initialize``, as Triton requires.
+    ``ja_ner_forward_passes_total``, ``ja_ner_stage_ms_total{stage=...}`` (milliseconds spent per
+    pipeline stage) and ``ja_ner_entities_total{type=...}`` (entities answered, per type of the
+    model). Created once per instance in ``initialize``, as Triton requires.
     """
 
     STAGES = ("normalise", "encode", "segment", "forward", "aggregate")
 
-    def __init__(self, labels: dict[str, str]) -> None:
+    def __init__(self, labels: dict[str, str], entity_types: tuple[str, ...]) -> None:
         counter = pb_utils.MetricFamily.COUNTER
         self._families = [
             pb_utils.MetricFamily("ja_ner_documents_total", "Texts answered by the ja_ner pipeline", counter),
             pb_utils.MetricFamily("ja_ner_forward_passes_total", "Model forward micro-batches", counter),
             pb_utils.MetricFamily("ja_ner_stage_ms_total", "Milliseconds spent per pipeline stage", counter),
+            pb_utils.MetricFamily("ja_ner_entities_total", "Entities answered, per type", counter),
         ]
-        documents, passes, stages = self._families
+        documents, passes, stages, entities = self._families
         self.documents = documents.Metric(labels=labels)
         self.passes = passes.Metric(labels=labels)
         self.stages = {stage: stages.Metric(labels={**labels, "stage": stage}) for stage in self.STAGES}
+        self.entities = {t: entities.Metric(labels={**labels, "type": t}) for t in entity_types}
 
-    def record(self, documents: int, times: StageTimes) -> None:
+    def record(self, outcomes: list[Outcome], times: StageTimes) -> None:
         """Add one ``predict_timed`` call."""
-        self.documents.increment(documents)
+        self.documents.increment(len(outcomes))
         self.passes.increment(len(times.batches))
         for stage, seconds in times.seconds.items():
             if stage in self.stages:
                 self.stages[stage].increment(seconds * 1000.0)
+        found = Counter(e.type for o in outcomes if isinstance(o, DocumentResult) for e in o.entities)
+        for entity_type, count in found.items():
+            if entity_type in self.entities:
+                self.entities[entity_type].increment(count)
 
 
 class TritonPythonModel:
@@ -153,7 +161,9 @@ class TritonPythonModel:
             "model_version": parameters.get("model_version_label") or args["model_version"],
         }
         self.pipeline = Pipeline.load(model_dir, self.settings)
-        self.metrics = StageMetrics({"model": args["model_name"], "version": args["model_version"]})
+        self.metrics = StageMetrics(
+            {"model": args["model_name"], "version": args["model_version"]}, self.pipeline.codec.types
+        )
         log.info("loaded %s from %s on %s", args["model_instance_name"], model_dir, self.settings.device)
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -180,7 +190,7 @@ class TritonPythonModel:
         ]
         # never raises: a failing batch is retried document by document (ja_ner.pipeline's policy)
         answered, times = self.pipeline.predict_timed(documents)
-        self.metrics.record(len(documents), times)
+        self.metrics.record(answered, times)
         outcomes = iter(answered)
         return [self._respond(item, outcomes) for item in parsed]
 

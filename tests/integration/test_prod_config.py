@@ -141,10 +141,12 @@ class Prod:
 def _wait_ready(prod: Prod, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        token = prod.server.token("management")  # None until TorchServe has written key_file.json
+        if token is None:
+            time.sleep(0.5)
+            continue
         try:
-            resp = requests.get(
-                f"{prod.mgmt}/models/ja_ner", headers={"Authorization": f"Bearer {prod.key('management')}"}, timeout=5
-            )
+            resp = requests.get(f"{prod.mgmt}/models/ja_ner", headers={"Authorization": f"Bearer {token}"}, timeout=5)
             if resp.status_code == 200 and any(w["status"] == "READY" for w in resp.json()[0]["workers"]):
                 return
         except (OSError, KeyError, ValueError, requests.RequestException):

@@ -130,3 +130,20 @@ def test_long_document_is_answered_whole(url):
     body = requests.post(url, data=text.encode(), headers={"Content-Type": "text/plain"}).json()
     assert body["truncated"] is False
     _assert_entities(text, body["entities"])
+
+
+def test_stage_histograms_and_entities_per_type_reach_prometheus(torchserve, url):
+    from loadtest.prom import parse
+
+    def entities(samples) -> dict[str, float]:
+        return {s.label("EntityType"): s.value for s in samples if s.name.removesuffix("_total") == "NerEntities"}
+
+    before = entities(parse(requests.get(f"{torchserve.metrics_url}/metrics", timeout=10).text))
+    found = requests.post(url, json={"text": WIDGET}, timeout=60).json()["entities"]
+    samples = parse(requests.get(f"{torchserve.metrics_url}/metrics", timeout=10).text)
+    buckets = [s for s in samples if s.name == "NerStageSeconds_bucket"]
+    assert {s.label("Stage") for s in buckets} >= {"normalise", "encode", "segment", "forward", "aggregate"}
+    assert any(s.label("le") == "0.005" for s in buckets)  # Prometheus' default buckets, in seconds
+    after = entities(samples)
+    grown = {t: after[t] - before.get(t, 0.0) for t in after if after[t] != before.get(t, 0.0)}
+    assert grown == {t: float(sum(e["type"] == t for e in found)) for t in {e["type"] for e in found}}

@@ -298,6 +298,20 @@ def test_stage_metrics_count_documents_and_time(instance: Any) -> None:
     assert {"encode", "forward"} <= stages
 
 
+def test_entities_are_counted_per_type(instance: Any) -> None:
+    def per_type() -> dict[str, float]:
+        return {dict(k)["type"]: v for (n, k), v in FakeMetricFamily.values.items() if n == "ja_ner_entities_total"}
+
+    before = per_type()
+    (response,) = instance.execute([FakeRequest(["鈴木は熊本県に住む", "東京の大阪"])])
+    found = [e["type"] for row in response.rows() for e in row["entities"]]
+    assert found  # the tiny random model tags plenty
+    after = per_type()
+    assert {t: after.get(t, 0.0) - before.get(t, 0.0) for t in after if after[t] != before.get(t, 0.0)} == {
+        t: float(found.count(t)) for t in set(found)
+    }
+
+
 def test_a_failing_forward_fails_only_the_request_that_still_fails(
     instance: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

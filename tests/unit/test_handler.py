@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("ts")
 from ts.context import Context, RequestProcessor  # noqa: E402
+from ts.metrics.metric_type_enum import MetricTypes  # noqa: E402
 
 from handler.handler import JaNerHandler  # noqa: E402
 
@@ -29,12 +30,19 @@ class Recorder:
 
     def __init__(self) -> None:
         self.values: dict[str, list[float]] = defaultdict(list)
+        self.kinds: dict[str, tuple] = {}
+        self.by_dimension: dict[tuple[str, str], float] = defaultdict(float)
 
     def add_counter(self, name: str, value: float, idx: Any = None, dimensions: Any = ()) -> None:
         self.values[name].append(value)
+        for d in dimensions:
+            self.by_dimension[(name, d.value)] += value
 
-    def add_metric(self, name: str, value: float, unit: str, idx: Any = None, dimensions: Any = (), metric_type=None):
+    def add_time(
+        self, name: str, value: float, idx: Any = None, unit: str = "ms", dimensions: Any = (), metric_type=None
+    ):
         self.values[name].append(value)
+        self.kinds[name] = (unit, metric_type, tuple((d.name, d.value) for d in dimensions))
 
 
 def make_context(model_dir: Path, tmp_path: Path, rows: int, handler_config: dict | None = None) -> Context:
@@ -97,12 +105,19 @@ def test_metrics_count_batches_requests_documents_and_passes(
 ) -> None:
     data = [{"body": "東京"}, {"body": {"texts": ["大阪", "京都"]}}, {"body": bytearray(b"\xff")}]
     context = make_context(tiny_model_dir, tmp_path, len(data))
-    handler.handle(data, context)
+    bodies = [json.loads(body) for body in handler.handle(data, context)[:2]]
     values = context.metrics.values
     assert values["NerBatches"] == [1] and values["NerBatchRequests"] == [3]
     assert values["NerDocuments"] == [3]  # the bad request has no document
     assert values["NerForwardPasses"][0] >= 1
-    assert all(v >= 0 for v in values["NerForwardMs"])
+    # one observation per stage, in seconds, as a histogram labelled with the stage
+    assert len(values["NerStageSeconds"]) == 5 and all(v >= 0 for v in values["NerStageSeconds"])
+    unit, kind, dimensions = context.metrics.kinds["NerStageSeconds"]
+    assert (unit, kind) == ("s", MetricTypes.HISTOGRAM) and dimensions[0][0] == "Stage"
+    # entities per type: as many as the answers hold
+    found = [e["type"] for b in bodies for r in b.get("results", [b]) for e in r["entities"]]
+    per_type = {t: n for (name, t), n in context.metrics.by_dimension.items() if name == "NerEntities"}
+    assert per_type == {t: found.count(t) for t in set(found)}
 
 
 def test_a_failing_forward_fails_only_the_document_that_still_fails(

@@ -99,3 +99,13 @@ def test_ceiling_candidates_are_native_and_gated(flags, gates, expected):
 def test_ceiling_candidates_on_cuda():
     hw = Hardware(cores=16, gpus=1, cuda_capability=(9, 0))
     assert hardware.candidate_formats(hw, INT8_PASSED, device="cuda:0") == ("float32", "bfloat16", "float16")
+
+
+def test_cli_shows_what_auto_picks_on_a_simulated_machine(tmp_path, capsys):
+    (tmp_path / "config.json").write_text('{"ner_format_gates": {"int8": {"passed": true}}}')
+    chosen = hardware.main(["--model", str(tmp_path), "--cores", "4", "--flags", "fpu avx2", "--gpus", "0"])
+    assert chosen["workers"].startswith("4:") and chosen["threads"].startswith("1:")
+    assert chosen["dtype"].startswith("int8:")
+    amx = hardware.main(["--model", str(tmp_path), "--flags", "avx2 amx_bf16", "--gpus", "0"])
+    assert amx["dtype"].startswith("bfloat16:")
+    assert "dtype" in capsys.readouterr().out

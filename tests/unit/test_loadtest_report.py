@@ -23,7 +23,10 @@ ts_inference_latency_microseconds{model_name="ja_ner",model_version="default",ho
 # TYPE NerBatches counter
 NerBatches{ModelName="ja_ner",Level="Model",Hostname="vm",} 5.0
 NerBatchRequests{ModelName="ja_ner",Level="Model",Hostname="vm",} 10.0
-NerForwardMs{ModelName="ja_ner",Level="Model",Hostname="vm",} 100.0
+# TYPE NerStageSeconds histogram
+NerStageSeconds_bucket{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="forward",le="+Inf",} 5.0
+NerStageSeconds_count{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="forward",} 5.0
+NerStageSeconds_sum{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="forward",} 0.1
 """
 AFTER = """\
 ts_inference_requests_total{model_name="ja_ner",model_version="default",hostname="vm",} 110.0
@@ -36,18 +39,24 @@ NerBatches{ModelName="ja_ner",Level="Model",Hostname="vm",} 30.0
 NerBatchRequests{ModelName="ja_ner",Level="Model",Hostname="vm",} 110.0
 NerDocuments{ModelName="ja_ner",Level="Model",Hostname="vm",} 250.0
 NerForwardPasses{ModelName="ja_ner",Level="Model",Hostname="vm",} 50.0
-NerForwardMs{ModelName="ja_ner",Level="Model",Hostname="vm",} 2600.0
-NerEncodeMs{ModelName="ja_ner",Level="Model",Hostname="vm",} 250.0
+# TYPE NerStageSeconds histogram
+NerStageSeconds_bucket{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="forward",le="0.1",} 12.0
+NerStageSeconds_bucket{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="forward",le="+Inf",} 30.0
+NerStageSeconds_count{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="forward",} 30.0
+NerStageSeconds_sum{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="forward",} 2.6
+NerStageSeconds_bucket{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="encode",le="+Inf",} 30.0
+NerStageSeconds_count{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="encode",} 30.0
+NerStageSeconds_sum{ModelName="ja_ner",Level="Model",Hostname="vm",Stage="encode",} 0.25
 """
 
 
 def test_parse_reads_labels_and_skips_comments() -> None:
     samples = prom.parse(BEFORE + 'garbage line\nname{a="1"} not-a-number\n')
-    assert len(samples) == 7
+    assert len(samples) == 9
     first = samples[0]
     assert first.name == "ts_inference_requests_total" and first.value == 10.0
     assert first.label("model_name") == "ja_ner" and first.label("hostname") == "vm"
-    assert prom.parse('x{msg="a \\"quoted\\", b"} 1')[0].label("msg") == 'a \\"quoted\\", b'
+    assert prom.parse('x{msg="a \\"quoted\\", b"} 1')[0].label("msg") == 'a "quoted", b'  # escapes undone
 
 
 def test_server_view_deltas_for_one_model() -> None:
@@ -61,7 +70,7 @@ def test_server_view_deltas_for_one_model() -> None:
     assert batching["batches"] == 25.0
     assert batching["mean_requests_per_batch"] == 4.0
     assert batching["mean_documents_per_batch"] == 10.0  # no NerDocuments before: counted from 0
-    assert batching["mean_stage_ms_per_batch"] == {"NerEncodeMs": 10.0, "NerForwardMs": 100.0}
+    assert batching["mean_stage_ms_per_batch"] == {"encode": 10.0, "forward": 100.0}
 
 
 def test_server_view_latencies_are_over_rest_requests_only() -> None:
