@@ -33,7 +33,7 @@ from deploy import dockerfile
 from handler.server import free_port, read_key
 
 REPO = Path(__file__).resolve().parent.parent
-HEALTHCHECK = REPO / "deploy" / "healthcheck.py"
+HEALTHCHECK = REPO / "handler" / "server.py"  # its ``health`` action is both images' HEALTHCHECK
 SMOKE_TEXT = "鈴木は熊本県の阿蘇山に登った"
 LOG = logging.getLogger("deploy.image_check")
 
@@ -44,16 +44,17 @@ def image_env(name: str) -> dict[str, str]:
     return {k: v for k, v in dockerfile.env(instructions).items() if k not in ("PATH", "JAVA_HOME")}
 
 
-def _healthcheck(url: str, cwd: Path) -> bool:
-    return subprocess.run([sys.executable, str(HEALTHCHECK), url], cwd=cwd, check=False).returncode == 0
+def _healthcheck(script: Path, url: str, cwd: Path) -> bool:
+    """The image's HEALTHCHECK: its staged copy of handler/server.py, run alone (``health``)."""
+    return subprocess.run([sys.executable, str(script), "health", url], cwd=cwd, check=False).returncode == 0
 
 
-def _wait(url: str, cwd: Path, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def _wait(script: Path, url: str, cwd: Path, process: subprocess.Popen[bytes], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} before it was healthy")
-        if _healthcheck(url, cwd):
+        if _healthcheck(script, url, cwd):
             return
         time.sleep(1.0)
     raise RuntimeError(f"not healthy after {timeout_s:.0f} s: {url}")
@@ -101,7 +102,7 @@ def check_torchserve(mar: Path, stage: Path, timeout_s: float) -> None:
         (home / sub).mkdir(parents=True)
     # the COPY lines of deploy/Dockerfile.torchserve
     shutil.copy2(REPO / "deploy" / "torchserve" / "config.properties", home / "config" / "config.properties")
-    shutil.copy2(HEALTHCHECK, home / "bin" / "healthcheck.py")
+    shutil.copy2(HEALTHCHECK, home / "bin" / "server.py")
     shutil.copy2(REPO / "deploy" / "torchserve" / "entrypoint.py", home / "bin" / "entrypoint.py")
     shutil.copy2(mar, home / "model-store" / "ja_ner.mar")
     rest, metrics, mgmt, grpc, grpc_mgmt = (free_port() for _ in range(5))
@@ -122,7 +123,11 @@ def check_torchserve(mar: Path, stage: Path, timeout_s: float) -> None:
         "TS_MODEL_STORE": str(home / "model-store"),
     }
     config = home / "config" / "config.properties"
-    command = [sys.executable, str(home / "bin" / "entrypoint.py")]  # ENTRYPOINT, then CMD
+    # ENTRYPOINT (tini when this machine has it: `apt-get install tini`), then CMD
+    init = ["tini", "--"] if shutil.which("tini") else []
+    if not init:
+        LOG.warning("tini not installed here: the entrypoint runs without the image's PID 1")
+    command = [*init, sys.executable, str(home / "bin" / "entrypoint.py")]
     command += ["torchserve", "--start", "--foreground", "--ncs", "--ts-config", str(config)]
     command += ["--model-store", str(home / "model-store")]
     LOG.info("torchserve image: %s (cwd %s)", " ".join(command), home / "run")
@@ -130,7 +135,7 @@ def check_torchserve(mar: Path, stage: Path, timeout_s: float) -> None:
         process = subprocess.Popen(command, cwd=home / "run", env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         ping = f"http://127.0.0.1:{rest}/ping"
-        _wait(ping, home / "run", process, timeout_s)
+        _wait(home / "bin" / "server.py", ping, home / "run", process, timeout_s)
         status, _ = _status(ping)
         if status not in (400, 401, 403):  # TorchServe 0.12 answers 400 "Token Authorization failed"
             raise RuntimeError(f"/ping without the key answered {status}: token authorisation is not on")
@@ -161,7 +166,8 @@ def check_triton(model: Path, stage: Path, timeout_s: float) -> None:
     # the COPY lines of deploy/Dockerfile.triton
     shutil.copytree(REPO / "ja_ner", opt / "ja_ner", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "deploy" / "triton", opt / "deploy" / "triton", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(HEALTHCHECK, opt / "deploy" / "healthcheck.py")
+    (opt / "handler").mkdir()
+    shutil.copy2(HEALTHCHECK, opt / "handler" / "server.py")
     shutil.copytree(model, opt / "models" / "ja-ner-small")
     env = {**os.environ, "PYTHONPATH": str(opt)}
     build = [sys.executable, "deploy/triton/build_repo.py", "--model", "models/ja-ner-small"]
@@ -177,7 +183,7 @@ def check_triton(model: Path, stage: Path, timeout_s: float) -> None:
     with (stage / "triton.out").open("wb") as out:
         process = subprocess.Popen(command, cwd=opt, env=clean_env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait(f"http://127.0.0.1:{http}/v2/health/ready", opt, process, timeout_s)
+        _wait(opt / "handler" / "server.py", f"http://127.0.0.1:{http}/v2/health/ready", opt, process, timeout_s)
         body = {"inputs": [{"name": "TEXT", "shape": [1, 1], "datatype": "BYTES", "data": [SMOKE_TEXT]}]}
         status, answer = _status(
             f"http://127.0.0.1:{http}/v2/models/ja_ner/infer",

@@ -20,15 +20,18 @@ from packaging.utils import canonicalize_name
 
 HERE = Path(__file__).resolve().parent
 
-# The core (ja_ner) imports torch, transformers (tokenizers, safetensors, huggingface-hub), numpy,
-# fugashi + unidic-lite (word boundaries) and pyyaml (settings files).
+# The core (ja_ner) imports torch, transformers (tokenizers, safetensors, huggingface-hub), numpy and
+# fugashi + unidic-lite (word boundaries). It reads no YAML: its settings arrive as a mapping.
 CORE = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "numpy", "fugashi", "unidic-lite")
 IMAGES: dict[str, dict[str, tuple[str, ...]]] = {
-    # TorchServe runs the handler inside the .mar; psutil is the frontend's metrics collector.
+    # TorchServe runs the handler inside the .mar; psutil is the frontend's metrics collector. Its
+    # worker reads model-config.yaml with PyYAML (ts.utils.util.get_yaml_config) without declaring
+    # it, hence the explicit root (transformers would bring it in as well).
     "torchserve": {"roots": (*CORE, "pyyaml", "torchserve", "psutil"), "no_deps": ()},
     # Only the tritonserver binary, libraries and backend stub of nvidia-pytriton are used (by
     # deploy/triton/serve.py, stdlib only), never its Python API: its own dependencies stay out.
-    "triton": {"roots": (*CORE, "pyyaml", "nvidia-pytriton"), "no_deps": ("nvidia-pytriton",)},
+    # Settings come from config.pbtxt parameters; PyYAML is there only as transformers' dependency.
+    "triton": {"roots": (*CORE, "nvidia-pytriton"), "no_deps": ("nvidia-pytriton",)},
 }
 # Build tools pip itself provides in the image; torch lists setuptools for torch.utils.cpp_extension.
 SKIP = {"pip", "setuptools", "wheel"}

@@ -2,11 +2,13 @@
 
     python -m handler.server start --config config.properties --model-store model_store
     python -m handler.server stop
+    python handler/server.py health http://127.0.0.1:8080/ping   # exit 0 on 200 (container HEALTHCHECK)
 
 Each instance gets its own TMPDIR (TorchServe keeps its pid file there) and log folder, so
 several can run side by side on different ports (``start_on_free_ports``). The one reader of
 TorchServe's ``key_file.json`` (``read_key``) and of free loopback ports (``free_port``) live here.
-Standard library only at import (``auto_workers`` imports ``ja_ner.hardware`` when it runs).
+Standard library only at import (``auto_workers`` imports ``ja_ner.hardware`` when it runs), so the
+images copy this one file for their HEALTHCHECK (``health``, which needs nothing else).
 """
 
 from __future__ import annotations
@@ -135,6 +137,21 @@ def _get(url: str, token: str | None = None, context: ssl.SSLContext | None = No
         return 0, str(err)
 
 
+def health(url: str, key_file: Path, timeout_s: float = 4.0) -> bool:
+    """True if ``url`` answers 200 within ``timeout_s`` seconds (the images' HEALTHCHECK).
+
+    TorchServe refuses even /ping without the inference key when token authorisation is on: the
+    key is sent from ``key_file`` when that file holds one (Triton has none and needs none).
+    """
+    key = read_key(key_file)
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+            return answer.status == 200
+    except OSError:  # URLError and HTTPError included
+        return False
+
+
 def wait_ready(server: Server, models: list[str], timeout: float) -> None:
     """Block until /ping is healthy and every model has a READY worker.
 
@@ -237,13 +254,22 @@ def stop(server: Server, timeout: float = 60) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="start/stop a TorchServe instance")
-    parser.add_argument("action", choices=["start", "stop"])
+    parser = argparse.ArgumentParser(description="start/stop a TorchServe instance, or check a health URL")
+    parser.add_argument("action", choices=["start", "stop", "health"])
+    parser.add_argument("url", nargs="?", help="health: the URL that must answer 200")
+    parser.add_argument(
+        "--key-file", type=Path, default=Path(os.environ.get("TS_KEY_FILE", "key_file.json")),
+        help="health: TorchServe's key file (default: $TS_KEY_FILE or ./key_file.json)",
+    )  # fmt: skip
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
+    if args.action == "health":
+        if not args.url:
+            parser.error("health needs a URL")
+        sys.exit(0 if health(args.url, args.key_file) else 1)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.action == "stop":
         stop(Server(args.workdir.resolve(), {}))

@@ -13,7 +13,8 @@ Policies, stated once:
   name (ミ|ャ|ンマー as PER, LOC, PER); voting keeps the name whole (+2 F1 points on dev).
 - The score of an entity is the mean, over its units, of the probability of its type
   (B-, I-, E- and S- of that type together).
-- With words given and ``word_edges`` on, edges move onto word boundaries (see ``edges``).
+- With words given and ``word_edges`` on, edges move onto word boundaries (see ``edges``); with
+  ``news_edges`` too, titles, one-character countries and affixes written against a name are split off.
 - Entities scoring below ``min_score`` are dropped (the default model calibrates one on dev).
 - Whitespace is trimmed from both edges; overlapping spans are clipped to the earlier one.
 """
@@ -137,6 +138,7 @@ def aggregate(
     *,
     word_edges: bool = False,
     keep_function_words: frozenset[str] = frozenset(),
+    news_edges: bool = False,
     min_score: float = 0.0,
 ) -> list[Span]:
     """Entities of one document, sorted by start and non-overlapping.
@@ -148,11 +150,19 @@ def aggregate(
         words: the text's words; required for ``first``/``average``/``max`` and ``word_edges``.
         word_edges: move entity edges onto word boundaries (``edges.follow_words``).
         keep_function_words: entity types whose edge particles stay (titles).
+        news_edges: split titles, one-character countries and affixes off names (``edges.news_neighbours``);
+            needs ``word_edges``.
         min_score: entities scoring below are dropped (before they can clip a neighbour).
     """
     grouped = [g for g in _group(_units(offsets, probs, strategy, words), codec) if g.score >= min_score]
     if word_edges and words:
         grouped = [_on_words(g, words, g.type not in keep_function_words) for g in grouped]
+        if news_edges:
+            grouped = [
+                Span(kind, start, end, g.score)
+                for g in grouped
+                for kind, start, end in edges.news_neighbours(g.type, g.start, g.end, text, words)
+            ]
     spans: list[Span] = []
     last_end = 0
     for g in grouped:

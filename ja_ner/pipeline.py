@@ -210,6 +210,7 @@ class Pipeline:
             p.words,
             word_edges=self.settings.word_edges,
             keep_function_words=self.settings.function_word_types,
+            news_edges=self.settings.news_edges,
             min_score=self.min_score if p.doc.options.min_score is None else p.doc.options.min_score,
         )
         entities = []

@@ -47,6 +47,7 @@ class Settings:
     threads: int = 0  # torch intra-op threads on CPU; 0 ("auto" in YAML): from the cores (ja_ner.hardware)
     device: str = "cpu"  # "cpu" or "cuda:N": the runtime decides (never a config key, see from_mapping)
     word_edges: bool = True  # entity edges follow the analyser's words (ja_ner.edges)
+    news_edges: bool = True  # split titles/countries/affixes news writes against a name (ja_ner.edges)
     keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
     min_score: float | None = None  # drop entities scoring below; None: the model's calibrated ner_min_score
 

@@ -26,6 +26,7 @@ class Word:
     start: int
     end: int
     function: bool = False
+    proper: bool = False  # a proper noun (名詞-固有名詞) by the dictionary
 
 
 @dataclass(frozen=True)
@@ -77,5 +78,6 @@ class WordSplitter:
                 continue  # MeCab rewrote the surface (should not happen after normalisation)
             cursor = start + len(surface)
             function = token.feature.pos1 in _FUNCTION_POS and _HIRAGANA.fullmatch(surface) is not None
-            words.append(Word(start, cursor, function))
+            proper = token.feature.pos1 == "名詞" and token.feature.pos2 == "固有名詞"
+            words.append(Word(start, cursor, function, proper))
         return Words.of(words)

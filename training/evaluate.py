@@ -41,12 +41,19 @@ Predictor = Callable[[Sequence[str]], list[list[Span]]]
 REST_CHUNK = 32
 
 
-def pipeline_predictor(model_dir: Path, *, threads: int = 0) -> Predictor:
-    """Predict with the core pipeline in process (``Pipeline.load(model_dir, Settings())``)."""
+REFERENCE_DTYPE = "float32"
+
+
+def pipeline_predictor(model_dir: Path, *, threads: int = 0, dtype: str = REFERENCE_DTYPE) -> Predictor:
+    """Predict with the core pipeline in process (``Pipeline.load(model_dir, Settings(...))``).
+
+    ``dtype`` is float32 by default, so a committed figure is the same on every machine; ``auto`` scores
+    what this machine would serve (bf16 where native: ``bench/parity.py`` records that difference).
+    """
     from ja_ner.pipeline import Pipeline
     from ja_ner.settings import Settings
 
-    return predictor_of(Pipeline.load(model_dir, Settings(threads=threads)))
+    return predictor_of(Pipeline.load(model_dir, Settings(threads=threads, dtype=dtype)))
 
 
 def pipeline_entities(pipe: object, texts: Sequence[str]) -> list[tuple]:
@@ -158,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", default=os.environ.get("JA_NER_TOKEN", ""), help="bearer token (REST)")
     parser.add_argument("--compare", action="store_true", help="run two modes and count disagreements")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--dtype", default=REFERENCE_DTYPE, help="pipeline number format (auto: as served here)")
     parser.add_argument("--json", type=Path, default=None, help="write the scores here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "rest":
             return rest_predictor(args.url, model_name=args.model_name, token=args.token or None)
         if kind == "pipeline":
-            return pipeline_predictor(args.model, threads=args.threads)
+            return pipeline_predictor(args.model, threads=args.threads, dtype=args.dtype)
         return inprocess_predictor(args.model, threads=args.threads)
 
     first = "rest" if args.url and not args.compare else args.engine

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from training import challenge
 from training.data import DATA_DIR, load_split
-from training.evaluate import evaluate, pipeline_predictor
+from training.evaluate import REFERENCE_DTYPE, evaluate, pipeline_predictor
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def scorecard(model_dir: Path, *, threads: int = 0, data_dir: Path = DATA_DIR) -
     predict = pipeline_predictor(model_dir, threads=threads)
     out: dict = {
         "model": str(model_dir),
-        "engine": "ja_ner.pipeline.Pipeline in process, the model's own min_score (as served)",
+        "engine": "ja_ner.pipeline.Pipeline in process, default settings, the model's own min_score (as served)",
+        "dtype": REFERENCE_DTYPE,
         "commands": COMMANDS,
         "test_is_held_out": held_out(model_dir),
     }

@@ -1,11 +1,12 @@
 """Container entrypoint for TorchServe: run it in the foreground and stop it cleanly on SIGTERM.
 
 ``torchserve --foreground`` is a Python launcher around the Java frontend; SIGTERM to the launcher
-alone leaves Java running, and as PID 1 the launcher would ignore SIGTERM altogether. This wrapper
-starts the launcher in its own process group, forwards SIGTERM/SIGINT to the whole group (Java's
-shutdown hook then drains in-flight requests), reaps orphans, and exits when the group is gone.
+alone leaves Java running. This wrapper starts the launcher in its own process group, forwards
+SIGTERM/SIGINT to the whole group (Java's shutdown hook then drains in-flight requests) and exits
+only when the group is gone, so the container is not torn down mid-drain. PID 1 is tini (the
+image's ENTRYPOINT): it reaps the JVM once its launcher has exited and passes signals on to here.
 
-    python entrypoint.py torchserve --start --foreground --ncs --ts-config ... --model-store ...
+    tini -- python entrypoint.py torchserve --start --foreground --ncs --ts-config ... --model-store ...
 """
 
 from __future__ import annotations
@@ -42,17 +43,6 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def _reap() -> None:
-    """Collect exited children (as PID 1 we inherit the Java process once its launcher exits)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def run(command: list[str], grace_s: float = 60.0) -> int:
     """Run ``command`` in a new process group until it and its descendants have exited."""
     process = subprocess.Popen(command, start_new_session=True)
@@ -66,13 +56,11 @@ def run(command: list[str], grace_s: float = 60.0) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     code = process.wait()
-    # the launcher is gone; wait for the rest of its group (the JVM) and reap it
+    # the launcher is gone; wait for the rest of its group (the JVM; tini, PID 1, reaps it)
     while _group_alive(process.pid):
-        _reap()
         if stopping and time.monotonic() - stopping[0] > grace_s:
             os.killpg(process.pid, signal.SIGKILL)
         time.sleep(0.2)
-    _reap()
     return code if not stopping else 0
 
 

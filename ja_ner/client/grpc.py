@@ -69,20 +69,20 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, grpc.RpcError) and hasattr(exc, "code") and exc.code() == grpc.StatusCode.UNAVAILABLE
 
 
+# Why no connection could be made at all: nothing listens, or the name or route does not exist.
+# A TLS mismatch (plaintext to a TLS port, a wrong CA) also says "failed to connect" but a server
+# is there: that stays an UNAVAILABLE NerClientError.
+_NO_SERVER = ("Connection refused", "Domain name not found", "DNS resolution failed", "No route to host")
+
+
 def _no_connection(exc: BaseException) -> bool:
-    """UNAVAILABLE because no connection could be made at all (not a server saying 503)."""
-    if not _is_unavailable(exc):
-        return False
-    details = (exc.details() if hasattr(exc, "details") else "") or ""
-    return "failed to connect" in details.lower() or "dns resolution failed" in details.lower()
+    """UNAVAILABLE because nothing could be reached (not a server saying 503, not a TLS mismatch)."""
+    return _is_unavailable(exc) and _connect_reason(exc) is not None
 
 
-def _connect_reason(exc: BaseException) -> str:
-    details = (exc.details() if hasattr(exc, "details") else "") or ""
-    for reason in ("Connection refused", "DNS resolution failed", "Connection timed out"):
-        if reason.lower() in details.lower():
-            return reason
-    return "no connection"
+def _connect_reason(exc: BaseException) -> str | None:
+    details = ((exc.details() if hasattr(exc, "details") else "") or "").lower()
+    return next((reason for reason in _NO_SERVER if reason.lower() in details), None)
 
 
 def make_channel(
@@ -176,7 +176,7 @@ class GrpcClient(NerClient):
             return call_with_retries(call, _is_unavailable, self.retry, on_retry=on_retry, **extra)
         except grpc.RpcError as exc:
             if _no_connection(exc):
-                raise ServerUnreachable(self.target, _connect_reason(exc)) from None
+                raise ServerUnreachable(self.target, _connect_reason(exc) or "no connection") from None
             raise error_from_rpc(exc) from None
 
     def _request(self, data: bytes, options: dict[str, Any], stream: bool = False) -> Any:

@@ -199,6 +199,15 @@ def test_rest_inference_needs_the_inference_key(prod: Prod) -> None:
     assert resp.status_code == 200 and resp.json()["model"] == "ja_ner", resp.text
 
 
+def test_no_cross_origin_access(prod: Prod) -> None:
+    """No cors_* property: no Access-Control-Allow-* header, whatever the origin (the demo page's included)."""
+    headers = {"Authorization": f"Bearer {prod.key('inference')}", "Origin": "http://127.0.0.1:8090"}
+    resp = requests.post(f"{prod.rest}/predictions/ja_ner", data=TEXT.encode(), headers=headers,
+                         verify=str(prod.cert), timeout=60)  # fmt: skip
+    assert resp.status_code == 200
+    assert not [h for h in resp.headers if h.lower().startswith("access-control-")], dict(resp.headers)
+
+
 def test_rest_inference_is_https_only(prod: Prod) -> None:
     try:
         resp = requests.get(f"http://127.0.0.1:{prod.port('inference_address')}/ping", timeout=5)

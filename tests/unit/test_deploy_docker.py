@@ -76,7 +76,8 @@ def test_healthcheck_probes_the_health_endpoint(name: str, path: str) -> None:
     (check,) = [i for i in dockerfile.final_stage(_instructions(name)) if i.keyword == "HEALTHCHECK"]
     assert check.flag("start-period") and check.flag("interval") and check.flag("timeout")
     command = dockerfile.Instruction("CMD", (), check.args.removeprefix("CMD").strip(), check.line).exec_form()
-    assert command is not None and command[0] == "python" and command[1].endswith("healthcheck.py")
+    assert command is not None and command[0] == "python" and command[1].endswith("/server.py")
+    assert command[2] == "health"
     assert command[-1].startswith("http://127.0.0.1:") and command[-1].endswith(path)
 
 
@@ -150,7 +151,15 @@ def test_triton_ports_match_the_launcher_defaults() -> None:
     assert "--log-stdout" in help_text
 
 
-# -- healthcheck.py and entrypoint.py: the commands the images run -----------------------------
+def test_torchserve_runs_under_tini() -> None:
+    """tini is PID 1 (reaps, passes signals on); the entrypoint waits for the JVM to drain."""
+    stage = dockerfile.final_stage(_instructions("torchserve"))
+    (entry,) = [i.exec_form() for i in stage if i.keyword == "ENTRYPOINT"]
+    assert entry is not None and entry[:2] == ["tini", "--"] and entry[-1].endswith("entrypoint.py")
+    assert any(i.keyword == "RUN" and "install" in i.args and "tini=" in i.args for i in stage)
+
+
+# -- server.py health and entrypoint.py: the commands the images run ----------------------------
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -178,9 +187,12 @@ def ping_server() -> Iterator[tuple[str, type[_Handler]]]:
 
 
 def _healthcheck(url: str, cwd: Path) -> int:
-    script = REPO / "deploy" / "healthcheck.py"
-    env = {k: v for k, v in os.environ.items() if k != "TS_KEY_FILE"}
-    return subprocess.run([sys.executable, str(script), url], cwd=cwd, env=env, check=False).returncode
+    """handler/server.py copied alone (as the images copy it) and run as their HEALTHCHECK."""
+    script = cwd / "bin" / "server.py"
+    script.parent.mkdir(exist_ok=True)
+    shutil.copy2(REPO / "handler" / "server.py", script)
+    env = {k: v for k, v in os.environ.items() if k not in ("TS_KEY_FILE", "PYTHONPATH")}
+    return subprocess.run([sys.executable, str(script), "health", url], cwd=cwd, env=env, check=False).returncode
 
 
 def test_healthcheck_sends_the_key_when_token_auth_is_on(ping_server, tmp_path: Path) -> None:

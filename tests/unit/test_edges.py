@@ -2,7 +2,7 @@
 
 import pytest
 
-from ja_ner.edges import follow_words
+from ja_ner.edges import follow_words, news_neighbours
 from ja_ner.words import WordSplitter
 
 SPLIT = WordSplitter()
@@ -42,3 +42,48 @@ def test_words_mark_hiragana_particles_and_auxiliaries_only():
     text = "日本の首都は東京だ"
     marked = [(text[w.start : w.end], w.function) for w in SPLIT(text)]
     assert marked == [("日本", False), ("の", True), ("首都", False), ("は", True), ("東京", False), ("だ", True)]
+
+
+def _news(text: str, predicted: str, entity_type: str) -> list[tuple[str, str]]:
+    start = text.index(predicted)
+    pieces = news_neighbours(entity_type, start, start + len(predicted), text, SPLIT(text))
+    return [(text[s:e], kind) for kind, s, e in pieces]
+
+
+@pytest.mark.parametrize(
+    ("text", "predicted", "entity_type", "expected"),
+    [
+        ("和歌山県沖で漁船が転覆した", "和歌山県沖", "LOC", [("和歌山県", "LOC")]),  # affix after a place
+        ("札幌市内の自宅", "札幌市内", "LOC", [("札幌市", "LOC")]),
+        ("新たな感染者は東京都内で120人", "東京都内", "LOC", [("東京都", "LOC")]),  # 都内 is one word
+        ("文藝春秋刊の新書", "文藝春秋刊", "ORG", [("文藝春秋", "ORG")]),
+        ("石原都知事は意欲を示した", "石原都", "PER", [("石原", "PER")]),  # seat before 知事
+        ("横綱朝青龍が優勝した", "横綱朝青龍", "ORG-O", [("朝青龍", "PER")]),  # a person's title: PER
+        ("元横綱白鵬が会見した", "横綱白鵬", "PER", [("白鵬", "PER")]),
+        ("米ラスベガスで見本市が開幕", "米ラスベガス", "LOC", [("米", "LOC"), ("ラスベガス", "LOC")]),
+        (
+            "独フォルクスワーゲンは検討している",
+            "独フォルクスワーゲン",
+            "ORG",
+            [("独", "LOC"), ("フォルクスワーゲン", "ORG")],
+        ),
+        ("スターマー英首相は述べた", "スターマー英", "PER", [("スターマー", "PER"), ("英", "LOC")]),
+    ],
+)
+def test_news_neighbours_split_off_what_news_writes_against_a_name(text, predicted, entity_type, expected):
+    assert _news(text, predicted, entity_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "predicted", "entity_type"),
+    [
+        ("東北新幹線E5系が走る", "東北新幹線E5系", "PRD"),  # products may end in 系/製/刊
+        ("神奈川県小田原市城内の住宅", "神奈川県小田原市城内", "LOC"),  # 城内 is a place, not 城 + inside
+        ("首相官邸で会見した", "首相官邸", "INS"),  # no name after the title: left whole
+        ("中国の首都", "中国", "LOC"),  # one word
+        ("明貴美加が出演した", "明貴美加", "PER"),  # a name ending in 加: no office after it
+        ("中華為技術の新機種", "中華為技術", "ORG"),  # no word boundary after 中
+    ],
+)
+def test_news_neighbours_leave_names_that_only_look_glued(text, predicted, entity_type):
+    assert _news(text, predicted, entity_type) == [(predicted, entity_type)]
