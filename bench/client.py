@@ -81,6 +81,37 @@ class _User(threading.Thread):
         conn.close()
 
 
+class Users:
+    """``users`` closed-loop users on ``url`` while the context is open (the fault tests load with it too).
+
+    ``records()`` is every finished request so far: ``(start, end, ok)`` in ``time.perf_counter``
+    seconds, ok meaning HTTP 200.
+    """
+
+    def __init__(
+        self, url: str, texts: list[str], users: int, *, timeout: float = 120.0, headers: dict[str, str] | None = None
+    ) -> None:
+        self._stop = threading.Event()
+        order = itertools.count()
+        self._threads = [_User(url, texts, order, self._stop, timeout, headers or {}) for _ in range(users)]
+
+    def __enter__(self) -> Users:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def records(self) -> list[tuple[float, float, bool]]:
+        return [r for t in self._threads for r in list(t.records)]
+
+    def done_since(self, t0: float) -> int:
+        return sum(1 for _, end, _ in self.records() if end >= t0)
+
+
 def run_level(
     url: str,
     texts: list[str],
@@ -97,27 +128,21 @@ def run_level(
     When fewer than ``min(2 * users, 20)`` requests end in the window, the window is stretched
     (to ``4 * seconds`` at most) so that a slow level still yields percentiles.
     """
-    stop = threading.Event()
-    order = itertools.count()
-    threads = [_User(url, texts, order, stop, timeout, headers or {}) for _ in range(users)]
-    for thread in threads:
-        thread.start()
-    time.sleep(warmup)
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    if cpu_meter:
-        cpu_meter.start()
-    time.sleep(seconds)
-    # a slow server may finish nothing in the window: wait (up to 4x) for a few answers per user
-    while _done_since(threads, t0) < min(2 * users, 20) and time.perf_counter() - t0 < 4 * seconds:
-        time.sleep(0.1)
-    t1 = time.perf_counter()
-    cpu1 = time.process_time()
-    cpu = cpu_meter.stop() if cpu_meter else {}
-    stop.set()
-    for thread in threads:
-        thread.join()
-    window = [(end - start) * 1000 for t in threads for start, end, ok in t.records if t0 <= end <= t1 and ok]
-    errors = sum(1 for t in threads for _, end, ok in t.records if t0 <= end <= t1 and not ok)
+    with Users(url, texts, users, timeout=timeout, headers=headers) as load:
+        time.sleep(warmup)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        if cpu_meter:
+            cpu_meter.start()
+        time.sleep(seconds)
+        # a slow server may finish nothing in the window: wait (up to 4x) for a few answers per user
+        while load.done_since(t0) < min(2 * users, 20) and time.perf_counter() - t0 < 4 * seconds:
+            time.sleep(0.1)
+        t1 = time.perf_counter()
+        cpu1 = time.process_time()
+        cpu = cpu_meter.stop() if cpu_meter else {}
+    records = load.records()
+    window = [(end - start) * 1000 for start, end, ok in records if t0 <= end <= t1 and ok]
+    errors = sum(1 for _, end, ok in records if t0 <= end <= t1 and not ok)
     span = t1 - t0
     p50, p90, p99 = (round(percentile(window, q), 1) if window else 0.0 for q in (50, 90, 99))  # 0.0: none answered
     return LevelResult(
@@ -141,10 +166,6 @@ def _per_core(throughput: float, cpu: dict[str, float]) -> float | None:
     """Sentences per CPU-second the server spent: comparable across levels when the machine is shared."""
     server = cpu.get("frontend", 0.0) + cpu.get("workers", 0.0)
     return round(throughput / server, 2) if server > 0.05 else None
-
-
-def _done_since(threads: list[_User], t0: float) -> int:
-    return sum(1 for t in threads for _, end, _ in list(t.records) if end >= t0)
 
 
 class CpuMeter:
