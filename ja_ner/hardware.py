@@ -3,7 +3,8 @@
 The decisions are pure functions of a ``Hardware`` description, so tests simulate any CPU or GPU;
 ``detect()`` describes the machine this process runs on. Rules (docs/performance.md, "auto"):
 
-- **workers**: one per GPU; on CPU one per core this process may use (affinity and cgroup quota).
+- **workers**: one per GPU; on CPU one per core this process may use (affinity and cgroup quota),
+  at most as many as fit in RAM at ``WORKER_MEMORY_GIB`` each.
   That is also TorchServe's own default (``default_workers_per_model`` unset: GPU count, else the
   JVM's available processors), so a server started without ``handler/server.py`` agrees.
 - **threads** per worker: the usable cores divided by the workers (1 with auto workers: more would
@@ -24,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FORMATS = ("float32", "bfloat16", "float16", "int8")
+# RAM one CPU worker may take: the soak measured 0.5-1.4 GB of RSS per worker (model, tokenizer,
+# MeCab dictionary, allocator arenas); workers are capped so they fit in RAM with this each.
+WORKER_MEMORY_GIB = 2.0
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -35,11 +39,14 @@ class Hardware:
     cpu_flags: frozenset[str] = frozenset()  # /proc/cpuinfo flags
     gpus: int = 0
     cuda_capability: tuple[int, int] | None = None  # of GPU 0
+    memory_gib: float | None = None  # RAM this process may use (MemTotal, lowered by a cgroup limit); None: unknown
 
     def describe(self) -> str:
         shown = sorted(f for f in self.cpu_flags if f.startswith(("amx", "avx512_bf16", "avx512_vnni", "avx_vnni")))
         gpu = f", {self.gpus} GPU(s) capability {self.cuda_capability}" if self.gpus else ""
-        return f"{self.cores} usable core(s), CPU flags [{' '.join(shown) or 'no bf16/int8 dot-product flags'}]{gpu}"
+        memory = f", {self.memory_gib:.1f} GiB" if self.memory_gib else ""
+        flags = " ".join(shown) or "no bf16/int8 dot-product flags"
+        return f"{self.cores} usable core(s){memory}, CPU flags [{flags}]{gpu}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,20 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     return frozenset()
 
 
+def usable_memory_gib(meminfo: str | None = None, memory_max: str | None = None) -> float | None:
+    """RAM in GiB: ``MemTotal`` of /proc/meminfo, lowered by a cgroup v2 ``memory.max``; None if unknown."""
+    if meminfo is None:
+        path = Path("/proc/meminfo")
+        meminfo = path.read_text() if path.is_file() else ""
+    if memory_max is None:
+        path = Path("/sys/fs/cgroup/memory.max")
+        memory_max = path.read_text() if path.is_file() else "max"
+    total = next((int(line.split()[1]) * 1024 for line in meminfo.splitlines() if line.startswith("MemTotal:")), None)
+    limit = None if memory_max.strip() in ("max", "") else int(memory_max)
+    known = [v for v in (total, limit) if v]
+    return round(min(known) / 2**30, 1) if known else None
+
+
 def detect() -> Hardware:
     """This machine. Counts GPUs with torch only if torch is importable (imported here, lazily)."""
     gpus, capability = 0, None
@@ -93,13 +114,19 @@ def detect() -> Hardware:
             capability = tuple(torch.cuda.get_device_capability(0))
     except ImportError:
         pass
-    return Hardware(usable_cores(), cpu_flags(), gpus, capability)  # type: ignore[arg-type]
+    return Hardware(usable_cores(), cpu_flags(), gpus, capability, usable_memory_gib())  # type: ignore[arg-type]
 
 
 def workers(hw: Hardware) -> Choice:
     """TorchServe workers for one model."""
     if hw.gpus:
         return Choice(hw.gpus, f"one worker per GPU ({hw.gpus})")
+    fit = int(hw.memory_gib // WORKER_MEMORY_GIB) if hw.memory_gib else hw.cores
+    if fit < hw.cores:
+        n = max(1, fit)
+        return Choice(
+            n, f"{hw.cores} usable cores, but {hw.memory_gib} GiB RAM holds {n} worker(s) of {WORKER_MEMORY_GIB} GiB"
+        )
     return Choice(hw.cores, f"one single-thread worker per usable core ({hw.cores})")
 
 
@@ -182,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     parser.add_argument("--flags", help="simulate these /proc/cpuinfo flags (space-separated)")
     parser.add_argument("--gpus", type=int, help="simulate this many GPUs")
     parser.add_argument("--capability", help="simulated CUDA capability, e.g. 8.0")
+    parser.add_argument("--memory", type=float, help="simulate this much RAM (GiB)")
     args = parser.parse_args(argv)
     hw = detect()
     major, _, minor = (args.capability or "").partition(".")
@@ -190,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         cpu_flags=frozenset(args.flags.split()) if args.flags is not None else hw.cpu_flags,
         gpus=hw.gpus if args.gpus is None else args.gpus,
         cuda_capability=(int(major), int(minor or 0)) if args.capability else hw.cuda_capability,
+        memory_gib=args.memory if args.memory is not None else hw.memory_gib,
     )
     config_path = args.model / "config.json"
     gates = gates_of(json.loads(config_path.read_text())) if config_path.is_file() else {}

@@ -109,3 +109,15 @@ def test_cli_shows_what_auto_picks_on_a_simulated_machine(tmp_path, capsys):
     amx = hardware.main(["--model", str(tmp_path), "--flags", "avx2 amx_bf16", "--gpus", "0"])
     assert amx["dtype"].startswith("bfloat16:")
     assert "dtype" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("cores", "memory", "expected"), [(64, 32.0, 16), (64, 512.0, 64), (4, 1.0, 1), (2, None, 2)])
+def test_cpu_workers_fit_in_memory(cores, memory, expected):
+    assert hardware.workers(Hardware(cores=cores, memory_gib=memory)).value == expected
+
+
+def test_usable_memory_from_meminfo_and_cgroup():
+    meminfo = "MemTotal:       24641536 kB\nMemFree:  100 kB\n"
+    assert hardware.usable_memory_gib(meminfo, "max\n") == 23.5
+    assert hardware.usable_memory_gib(meminfo, str(4 * 2**30)) == 4.0
+    assert hardware.usable_memory_gib("", "max") is None
