@@ -136,7 +136,9 @@ class Pipeline:
         windows = self._segment(0, tokens[0], prepared)
         # The first window runs alone so the first message comes early; the rest run in
         # micro-batches of consecutive windows to keep the throughput of a plain request.
-        rest = batch.plan(windows[1:], token_budget=self.settings.token_budget, keep_order=True)
+        rest = batch.plan(
+            windows[1:], token_budget=self.settings.token_budget, keep_order=True, max_length=self.window_tokens + 2
+        )
         for group in [windows[:1], *rest] if windows else []:
             try:
                 self._run_into(group, tokens, [doc_probs])
@@ -174,7 +176,7 @@ class Pipeline:
     ) -> list[np.ndarray]:
         """Forward every window in token-budget micro-batches; per-document [tokens, labels] probs."""
         out = [np.zeros((len(tok), len(self.codec.tags)), dtype=np.float32) for tok in tokens]
-        for group in batch.plan(windows, token_budget=self.settings.token_budget):
+        for group in batch.plan(windows, token_budget=self.settings.token_budget, max_length=self.window_tokens + 2):
             t = time.perf_counter()
             self._run_into(group, tokens, out)
             times.add("forward", t)
@@ -182,7 +184,7 @@ class Pipeline:
         return out
 
     def _run_into(self, group: list[segment.Window], tokens: list[encode.TokenisedText], out: list[np.ndarray]) -> None:
-        assembled = batch.assemble(group, tokens, self.special)
+        assembled = batch.assemble(group, tokens, self.special, self.window_tokens + 2)
         probs = self.forward(assembled)
         for row, w in enumerate(group):
             # row position 0 is [cls]; window token j sits at position j - w.start + 1
