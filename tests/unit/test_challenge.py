@@ -15,26 +15,6 @@ from training.metrics import PRF
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "ja-ner-small"
 TOLERANCE = 0.03  # F1 points a challenge class may lose against eval_scores.json before this test fails
 CLASSES = ("affix", "title", "country", "abbreviation", "katakana", "latin", "width_emoji")
-AFFIXES = [
-    "県警",
-    "沖",
-    "内",
-    "中部",
-    "氏",
-    "さん",
-    "容疑者",
-    "被告",
-    "首相",
-    "社長",
-    "知事",
-    "刊",
-    "製",
-    "産",
-    "系",
-    "発",
-]  # the issue's affix class
-TITLES = ("横綱", "大統領", "首相", "元", "故")
-COUNTRIES = "米英中韓露独仏"
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +73,7 @@ def test_classes_cover_the_issue(items):
         return [item.example for item in items if item.cls == cls]
 
     after = {ex.text[s.end : s.end + 3] for ex in of("affix") for s in ex.spans}
-    for affix in AFFIXES:
+    for affix in challenge.ISSUE_AFFIXES:
         if affix == "県警":  # the prefectural police is one ORG-P name: 県警 ends the entity (README.md)
             assert any(
                 ex.text[s.end - 2 : s.end] == "県警" and s.type == "ORG-P" for ex in of("affix") for s in ex.spans
@@ -101,10 +81,10 @@ def test_classes_cover_the_issue(items):
         else:
             assert any(a.startswith(affix) or a[1:].startswith(affix) for a in after), affix
     before = {ex.text[max(0, s.start - 3) : s.start] for ex in of("title") for s in ex.spans}
-    for title in TITLES:  # right before the name, or before another title (元横綱, 元首相)
+    for title in challenge.ISSUE_TITLES:  # right before the name, or before another title (元横綱, 元首相)
         assert any(title in b for b in before), title
     countries = {ex.text[s.start : s.end] for ex in of("country") for s in ex.spans if s.type == "LOC"}
-    assert set(COUNTRIES) <= countries
+    assert set(challenge.ISSUE_COUNTRIES) <= countries
 
 
 def test_scores_are_per_class_micro_averages():
