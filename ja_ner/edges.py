@@ -113,11 +113,11 @@ def news_neighbours(entity_type: str, start: int, end: int, text: str, words: Wo
     if hi - lo > 1 and surface[lo] in COUNTRY_CHARS and _name_like(surface[lo + 1], inside[lo + 1].proper):
         pieces.append(("LOC", inside[lo].start, inside[lo].end))
         lo += 1
+    if entity_type in _FREE_ENDINGS:
+        return [*pieces, (entity_type, inside[lo].start, end)]
     after: list[tuple[str, int, int]] = []
     following = words.at(end)
     next_word = text[following.start : following.end] if following is not None else ""
-    if entity_type in _FREE_ENDINGS:
-        return [*pieces, (entity_type, inside[lo].start, end)]
     # affixes after the name
     while hi - lo > 1 and surface[hi - 1] in AFFIXES_AFTER and _affix_follows(surface, inside, hi - 1):
         hi -= 1

@@ -141,27 +141,43 @@ def threads(hw: Hardware, workers: int, device: str = "cpu") -> Choice:
     return Choice(n, f"{hw.cores} usable core(s) shared by {workers} worker(s)")
 
 
+def _fast_formats(hw: Hardware, gates: Mapping[str, bool], device: str) -> list[Choice]:
+    """Reduced number formats this machine runs fast and the model's gates allow, best first.
+
+    A format missing from ``gates`` was not measured: bfloat16 and float16 are allowed then (their
+    held-out F1 matched fp32), int8 is not.
+    """
+    if device.startswith("cuda"):
+        cap = hw.cuda_capability or (0, 0)
+        where = f"CUDA capability {cap[0]}.{cap[1]}"
+        fast = []
+        if cap >= (8, 0) and gates.get("bfloat16", True):
+            fast.append(Choice("bfloat16", f"{where} runs bfloat16 natively"))
+        if cap >= (7, 0) and gates.get("float16", True):
+            fast.append(Choice("float16", f"{where}: float16 tensor cores"))
+        return fast
+    fast = []
+    native = sorted(f for f in NATIVE_BF16_FLAGS if f in hw.cpu_flags)
+    if native and gates.get("bfloat16", True):
+        fast.append(Choice("bfloat16", f"CPU runs bfloat16 natively ({' '.join(native)})"))
+    if gates.get("int8"):
+        fast.append(Choice("int8", "the model's int8 accuracy gate passed (int8 attention, the rest float)"))
+    return fast
+
+
 def dtype(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> Choice:
-    """The number format of the forward pass.
+    """The number format of the forward pass: the best of ``_fast_formats``, else float32.
 
     Args:
         gates: format -> whether its recorded accuracy gate passed (``gates_of``); a format
             missing here was not measured.
     """
+    fast = _fast_formats(hw, gates, device)
+    if fast:
+        return fast[0]
     if device.startswith("cuda"):
         cap = hw.cuda_capability or (0, 0)
-        if cap >= (8, 0) and gates.get("bfloat16", True):
-            return Choice("bfloat16", f"CUDA capability {cap[0]}.{cap[1]} runs bfloat16 natively")
-        if cap >= (7, 0) and gates.get("float16", True):
-            return Choice("float16", f"CUDA capability {cap[0]}.{cap[1]}: float16 tensor cores, no bfloat16")
         return Choice("float32", f"CUDA capability {cap[0]}.{cap[1]}: no fast half precision")
-    native = sorted(f for f in NATIVE_BF16_FLAGS if f in hw.cpu_flags)
-    if native and gates.get("bfloat16", True):
-        return Choice("bfloat16", f"CPU runs bfloat16 natively ({' '.join(native)})")
-    if gates.get("int8"):
-        return Choice(
-            "int8", "no native bfloat16; the model's int8 accuracy gate passed (int8 attention, the rest float)"
-        )
     why = "its int8 gate failed" if gates.get("int8") is False else "no int8 gate is recorded for it"
     return Choice("float32", f"no native bfloat16 on this CPU and the model's {why}")
 
@@ -169,22 +185,10 @@ def dtype(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> Choic
 def candidate_formats(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> tuple[str, ...]:
     """Every number format this machine runs natively whose accuracy gate allows it (the bench ceiling tries them).
 
-    float32 always; bfloat16 where native (CPU flags, CUDA capability 8.0+) unless its gate failed;
-    float16 on CUDA 7.0+ unless its gate failed; int8 on CPU only with a passed gate.
+    float32 always, then ``_fast_formats``: bfloat16 where native (CPU flags, CUDA capability 8.0+)
+    unless its gate failed; float16 on CUDA 7.0+ unless its gate failed; int8 on CPU only with a passed gate.
     """
-    formats = ["float32"]
-    if device.startswith("cuda"):
-        cap = hw.cuda_capability or (0, 0)
-        if cap >= (8, 0) and gates.get("bfloat16", True):
-            formats.append("bfloat16")
-        if cap >= (7, 0) and gates.get("float16", True):
-            formats.append("float16")
-        return tuple(formats)
-    if any(f in hw.cpu_flags for f in NATIVE_BF16_FLAGS) and gates.get("bfloat16", True):
-        formats.append("bfloat16")
-    if gates.get("int8"):
-        formats.append("int8")
-    return tuple(formats)
+    return ("float32", *(str(c.value) for c in _fast_formats(hw, gates, device)))
 
 
 def gates_of(model_config: Mapping[str, object]) -> dict[str, bool]:

@@ -78,6 +78,7 @@ class Pipeline:
         self.min_score = calibrated if settings.min_score is None else settings.min_score
         model_max = getattr(self.forward.model.config, "max_position_embeddings", 512) - 2
         self.window_tokens = min(settings.max_tokens, model_max) - 2
+        self.max_length = self.window_tokens + 2  # a window with [cls] and [sep]: micro-batches pad no further
 
     @classmethod
     def load(cls, model_dir: str | Path, settings: Settings | None = None) -> Pipeline:
@@ -137,7 +138,7 @@ class Pipeline:
         # The first window runs alone so the first message comes early; the rest run in
         # micro-batches of consecutive windows to keep the throughput of a plain request.
         rest = batch.plan(
-            windows[1:], token_budget=self.settings.token_budget, keep_order=True, max_length=self.window_tokens + 2
+            windows[1:], token_budget=self.settings.token_budget, keep_order=True, max_length=self.max_length
         )
         for group in [windows[:1], *rest] if windows else []:
             try:
@@ -176,7 +177,7 @@ class Pipeline:
     ) -> list[np.ndarray]:
         """Forward every window in token-budget micro-batches; per-document [tokens, labels] probs."""
         out = [np.zeros((len(tok), len(self.codec.tags)), dtype=np.float32) for tok in tokens]
-        for group in batch.plan(windows, token_budget=self.settings.token_budget, max_length=self.window_tokens + 2):
+        for group in batch.plan(windows, token_budget=self.settings.token_budget, max_length=self.max_length):
             t = time.perf_counter()
             self._run_into(group, tokens, out)
             times.add("forward", t)
@@ -184,7 +185,7 @@ class Pipeline:
         return out
 
     def _run_into(self, group: list[segment.Window], tokens: list[encode.TokenisedText], out: list[np.ndarray]) -> None:
-        assembled = batch.assemble(group, tokens, self.special, self.window_tokens + 2)
+        assembled = batch.assemble(group, tokens, self.special, self.max_length)
         probs = self.forward(assembled)
         for row, w in enumerate(group):
             # row position 0 is [cls]; window token j sits at position j - w.start + 1
