@@ -7,6 +7,10 @@ win, and written to ``config.json`` as ``ner_min_score``: it belongs to these we
 ``ja_ner.pipeline`` reads it unless the service or the request sets ``min_score`` itself.
 The sweep is added to ``training_summary.json`` under ``calibration``.
 
+``--fixed T`` writes a threshold chosen elsewhere: the shipped model trains on dev (``make train``), so
+dev cannot choose its threshold; it takes the one the selection run (``make train-select``, same recipe
+on the train split alone) calibrated on dev. The dev sweep is still recorded, marked as seen text.
+
 Usage: ``python -m training.calibrate --model models/ja-ner-small``
 """
 
@@ -59,10 +63,16 @@ def choose(rows: list[dict]) -> dict:
     return rows[best]
 
 
-def calibrate(model_dir: Path, examples: Sequence[Example], threads: int = 0) -> dict:
-    """Sweep, choose, and write ``ner_min_score`` (config.json) and the sweep (training_summary.json)."""
+def calibrate(model_dir: Path, examples: Sequence[Example], threads: int = 0, fixed: float | None = None) -> dict:
+    """Sweep, choose (or take ``fixed``), and write ``ner_min_score`` (config.json) and the sweep
+    (training_summary.json)."""
     rows = sweep(examples, scored_predictions(model_dir, [ex.text for ex in examples], threads))
-    chosen = choose(rows)
+    if fixed is None:
+        chosen = choose(rows)
+    else:
+        if not 0.0 <= fixed < 1.0:
+            raise ValueError(f"a fixed threshold must be in [0, 1), not {fixed}")
+        chosen = {"threshold": fixed, "fixed_beforehand": True, "dev_seen_in_training": True}
     config_path = model_dir / "config.json"
     config = json.loads(config_path.read_text())
     config["ner_min_score"] = chosen["threshold"]
@@ -80,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=Path("models/ja-ner-small"))
     parser.add_argument("--dev", type=Path, default=DATA_DIR / "dev.jsonl")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--fixed", type=float, default=None, help="write this threshold (chosen by a selection run)")
     args = parser.parse_args(argv)
-    result = calibrate(args.model, load_jsonl(args.dev), args.threads)
+    result = calibrate(args.model, load_jsonl(args.dev), args.threads, args.fixed)
+    if args.fixed is not None:
+        print("dev was seen in training: the sweep below is for the record, the threshold is fixed")
     for row in result["sweep"]:
         mark = "  <- chosen" if row is result["chosen"] else ""
         print(

@@ -26,3 +26,22 @@ def test_choice_prefers_a_plateau_to_a_spike():
 def test_choice_never_takes_an_edge_of_the_grid():
     rows = [{"threshold": i / 10, "f1": f} for i, f in enumerate([0.80, 0.81, 0.82, 0.84, 0.90])]
     assert choose(rows)["threshold"] == 0.3
+
+
+def test_a_fixed_threshold_is_written_as_given_and_the_sweep_kept(tmp_path):
+    import json
+
+    import pytest
+
+    from training import standins
+    from training.calibrate import calibrate
+
+    model = standins.build(tmp_path / "m", standins.TINY)
+    (model / "training_summary.json").write_text("{}")
+    result = calibrate(model, [GOLD], threads=1, fixed=0.65)
+    assert json.loads((model / "config.json").read_text())["ner_min_score"] == 0.65
+    assert result["chosen"]["fixed_beforehand"] is True
+    recorded = json.loads((model / "training_summary.json").read_text())["calibration"]
+    assert [r["threshold"] for r in recorded["sweep"]][:3] == [0.0, 0.05, 0.1]  # dev still swept, for the record
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        calibrate(model, [GOLD], threads=1, fixed=1.5)

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import pytest
 import torch
 from transformers import AutoModelForTokenClassification
 
@@ -10,7 +11,7 @@ from training import standins
 from training.align import LABELS
 from training.data import load_jsonl
 from training.evaluate import evaluate, pipeline_predictor
-from training.train import Recipe, train
+from training.train import Recipe, resolve, train
 
 SENTENCES = [
     ("鈴木は熊本県に住む", [("鈴木", 0, "人名"), ("熊本県", 3, "地名")]),
@@ -73,3 +74,35 @@ def test_average_of_checkpoints_is_their_elementwise_mean(tmp_path):
     wa, wb, wm = (load(d).classifier.weight for d in (a, b, tmp_path / "avg"))
     assert not torch.equal(wa, wb)
     assert torch.allclose(wm, ((wa + wb) / 2).half().float(), atol=1e-3)
+
+
+def test_with_dev_trains_on_dev_too_and_keeps_the_last_epoch(tmp_path):
+    split = _write_split(tmp_path / "split.jsonl")
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(split.read_text().splitlines(keepends=True)[0])  # one dev sentence (curid 15: not test)
+    recipe = Recipe(epochs=3, batch_size=4, threads=1, lr=1e-3, with_dev=True)
+    summary = train(standins.build(tmp_path / "base", standins.TINY_ENCODER), tmp_path / "m", recipe, split, dev)
+    assert summary["train_sentences"] == len(SENTENCES) * 3 - 2 + 1
+    assert summary["best_epoch"] == 3  # dev was seen: it chooses nothing
+    assert summary["recipe"]["with_dev"] is True
+    assert summary["test_split_excluded"] is True
+
+
+@pytest.mark.parametrize(
+    ("flags", "asked", "bf16"),
+    [
+        (frozenset({"avx2"}), "auto", "false"),
+        (frozenset({"avx2", "avx512_bf16"}), "auto", "true"),
+        (frozenset({"avx2", "amx_bf16"}), "false", "false"),
+        (frozenset({"avx2"}), "true", "true"),
+    ],
+)
+def test_threads_and_bf16_follow_the_machine_unless_set(flags, asked, bf16):
+    from ja_ner.hardware import Hardware
+
+    hw = Hardware(cores=6, cpu_flags=flags)
+    resolved = resolve(Recipe(bf16=asked), hw)
+    assert (resolved.threads, resolved.bf16) == (6, bf16)
+    assert resolve(Recipe(threads=3), hw).threads == 3
+    with pytest.raises(ValueError, match="auto, true or false"):
+        resolve(Recipe(bf16="yes"), hw)
