@@ -63,7 +63,7 @@ class Recipe:
 
 
 def resolve(recipe: Recipe, hw=None) -> Recipe:
-    """``recipe`` with ``threads`` and ``bf16`` decided from ``hw`` (default: this machine) where left to it (logged)."""
+    """``recipe`` with ``threads`` and ``bf16`` decided from ``hw`` (default: this machine) where unset (logged)."""
     from ja_ner import hardware
 
     hw = hw or hardware.detect()
@@ -172,7 +172,9 @@ def train(
         train_ex = train_ex[: recipe.limit]
     dev_ex = load_jsonl(dev_path)
     if recipe.with_dev:
-        logger.info("training on dev too: %d + %d sentences; each epoch's dev F1 is on seen text", len(train_ex), len(dev_ex))
+        logger.info(
+            "training on dev too: %d + %d sentences; each epoch's dev F1 is on seen text", len(train_ex), len(dev_ex)
+        )
         train_ex = train_ex + dev_ex
     if recipe.augment:
         from training.augment import augment
