@@ -7,9 +7,11 @@ per-request status codes, content type, gRPC streaming and metrics.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
+import sys
 from collections import Counter
 from dataclasses import replace
 from http import HTTPStatus
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # The model files sit in this folder of the unpacked .mar (see handler/archive.py).
 MODEL_SUBDIR = "model"
+# Seconds a worker may spend loading before it logs its stacks (a load takes 2-20 s; see initialize).
+INIT_STACK_DUMP_S = 120
 
 
 def _dumps(obj: Any) -> bytes:
@@ -54,6 +58,15 @@ class JaNerHandler:
 
     def initialize(self, context: Any) -> None:
         """Build settings from the ``handler:`` section of model-config.yaml and load the model."""
+        # A worker that has not loaded after this long writes every thread's stack to its log (the
+        # model log): a load that hangs then says where, instead of only timing out in the frontend.
+        faulthandler.dump_traceback_later(INIT_STACK_DUMP_S, exit=False, file=sys.stderr)
+        try:
+            self._initialize(context)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+    def _initialize(self, context: Any) -> None:
         props = context.system_properties
         model_config = context.model_yaml_config or {}
         # oneDNN keeps a primitive per input shape it has seen (1024 by default): with texts of every

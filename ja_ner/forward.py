@@ -37,7 +37,7 @@ class Forward:
         if dtype == "int8" and device != "cpu":
             raise ConfigError(f"dtype int8 (dynamic quantisation) runs on CPU only, not {device}")
         self.device = torch.device(device)
-        config = AutoConfig.from_pretrained(model_dir)
+        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
         hw = hardware.detect() if dtype == "auto" or threads <= 0 else None
         if dtype == "auto":
             assert hw is not None
@@ -54,7 +54,7 @@ class Forward:
         self.format = dtype
         self.threads = threads
         self.dtype = _DTYPES[dtype]
-        self.model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=self.dtype)
+        self.model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=self.dtype, local_files_only=True)
         self.model.to(self.device).eval()
         if dtype == "int8":
             self.model = quantise_int8(self.model)

@@ -64,7 +64,7 @@ class Pipeline:
     def __init__(self, model_dir: str | Path, settings: Settings) -> None:
         self.settings = settings
         self.model_dir = Path(model_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)  # never the hub
         if not self.tokenizer.is_fast:
             raise ConfigError(f"{self.model_dir}: a fast tokenizer (tokenizer.json) is required for character offsets")
         self.forward = Forward(model_dir, device=settings.device, dtype=settings.dtype, threads=settings.threads)

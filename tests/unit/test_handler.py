@@ -161,3 +161,24 @@ def test_issue13_requests_past_the_batch_budget_get_503_busy(tiny_model_dir: Pat
     (s0, _, b0), (s1, _, b1), (s2, _, b2) = _answer(h, make_context(tiny_model_dir, tmp_path, 3, limits), data)
     assert (s0, s2) == (200, 200) and "entities" in b0 and "entities" in b2
     assert s1 == 503 and b1["type"] == "Busy" and b1["code"] == 503
+
+
+def test_a_load_that_hangs_logs_its_stacks_and_a_quick_one_does_not(
+    handler: JaNerHandler, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    import time
+
+    import handler.handler as module
+
+    loaded = handler.pipeline  # the model itself is loaded once, by the fixture; here only the wait differs
+    monkeypatch.setattr(module, "INIT_STACK_DUMP_S", 0.5)
+    monkeypatch.setattr(module.Pipeline, "load", lambda *a, **k: (time.sleep(1.5), loaded)[1])
+    JaNerHandler().initialize(make_context(tiny_model_dir, tmp_path, 1))
+    dumped = capfd.readouterr().err
+    assert "Timeout" in dumped and "_initialize" in dumped  # faulthandler's header and the stuck frame
+
+    monkeypatch.setattr(module, "INIT_STACK_DUMP_S", 2.0)
+    monkeypatch.setattr(module.Pipeline, "load", lambda *a, **k: loaded)
+    JaNerHandler().initialize(make_context(tiny_model_dir, tmp_path, 1))
+    time.sleep(2.5)
+    assert "Timeout" not in capfd.readouterr().err  # cancelled once loaded
