@@ -33,14 +33,20 @@ def average(model_dirs: list[Path], out: Path) -> None:
     save_fp16(first, model_dirs[0], out)
     summary = {"final_model": f"uniform average of the weights of {len(model_dirs)} checkpoints (training.average)"}
     summary["checkpoints"] = [str(d) for d in model_dirs]
-    summary["test_split_excluded"] = all(_excluded(d) for d in model_dirs)
+    summaries = [_summary_of(d) for d in model_dirs]
+    summary["test_split_excluded"] = all(s.get("test_split_excluded") is True for s in summaries)
+    summary["dev_trained_on"] = any(s.get("dev_trained_on") is True for s in summaries)
+    summary["stages"] = [  # each checkpoint's own stage, without its per-epoch history
+        {k: v for k, v in s.items() if k in ("recipe", "train_sentences", "best_epoch", "wall_seconds")}
+        for s in summaries
+    ]
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _excluded(model_dir: Path) -> bool:
-    """Whether a checkpoint's training_summary.json says it never saw the test split (missing: no)."""
+def _summary_of(model_dir: Path) -> dict:
+    """A checkpoint's training_summary.json ({} when missing: then it counts as having seen the test split)."""
     path = model_dir / "training_summary.json"
-    return path.exists() and json.loads(path.read_text()).get("test_split_excluded") is True
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def main(argv: list[str] | None = None) -> int:

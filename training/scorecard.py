@@ -5,6 +5,7 @@ split (``training.data.load_split``) and the challenge set per class (``training
 ``eval_scores.json`` into the model folder. ``test_is_held_out`` comes from the model's
 ``training_summary.json`` (``test_split_excluded``, written by ``training.train`` and ``training.average``):
 a model trained before the split existed has seen the test sentences, and the file says so.
+``dev_is_held_out`` likewise (``dev_trained_on``): the shipped model trains on dev too (``make train``).
 ``tests/unit/test_challenge.py`` keeps every challenge class of the committed model within a few points
 of this file.
 
@@ -40,6 +41,12 @@ def held_out(model_dir: Path) -> bool:
     return path.exists() and json.loads(path.read_text()).get("test_split_excluded") is True
 
 
+def dev_held_out(model_dir: Path) -> bool:
+    """Whether no stage or checkpoint trained on dev (``--with-dev``; a summary without the flag predates it)."""
+    path = model_dir / "training_summary.json"
+    return not (path.exists() and json.loads(path.read_text()).get("dev_trained_on") is True)
+
+
 def scorecard(model_dir: Path, *, threads: int = 0, data_dir: Path = DATA_DIR) -> dict:
     """Dev, test and challenge scores of ``model_dir`` as served (the core pipeline in process)."""
     predict = pipeline_predictor(model_dir, threads=threads)
@@ -50,6 +57,12 @@ def scorecard(model_dir: Path, *, threads: int = 0, data_dir: Path = DATA_DIR) -
         "commands": COMMANDS,
         "test_is_held_out": held_out(model_dir),
     }
+    out["dev_is_held_out"] = dev_held_out(model_dir)
+    if not out["dev_is_held_out"]:
+        out["dev_note"] = (
+            "the model was trained on dev (make train: train + dev with a recipe fixed beforehand): its dev "
+            "figure is not a held-out score; the selection run's (make train-select) is"
+        )
     if not out["test_is_held_out"]:
         out["test_note"] = (
             "the model was trained without excluding the test split (it has seen those sentences): "

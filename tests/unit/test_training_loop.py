@@ -65,7 +65,9 @@ def test_average_of_checkpoints_is_their_elementwise_mean(tmp_path):
     assert summary["recipe"]["augment"] == 3
     a, b = (tmp_path / f"m-epoch{i}" for i in (1, 2))
     average([a, b], tmp_path / "avg")
-    assert json.loads((tmp_path / "avg" / "training_summary.json").read_text())["test_split_excluded"] is True
+    averaged = json.loads((tmp_path / "avg" / "training_summary.json").read_text())
+    assert averaged["test_split_excluded"] is True and averaged["dev_trained_on"] is False
+    assert [stage["recipe"]["augment"] for stage in averaged["stages"]] == [3, 3]
     unknown = shutil.copytree(a, tmp_path / "no-provenance")
     (unknown / "training_summary.json").unlink()
     average([a, unknown], tmp_path / "avg-unknown")  # a member with no provenance: not held out
@@ -86,6 +88,12 @@ def test_with_dev_trains_on_dev_too_and_keeps_the_last_epoch(tmp_path):
     assert summary["best_epoch"] == 3  # dev was seen: it chooses nothing
     assert summary["recipe"]["with_dev"] is True
     assert summary["test_split_excluded"] is True
+    assert summary["dev_trained_on"] is True
+    from training.average import average
+    from training.scorecard import dev_held_out
+
+    average([tmp_path / "m", tmp_path / "m"], tmp_path / "avg")
+    assert dev_held_out(tmp_path / "m") is False and dev_held_out(tmp_path / "avg") is False
 
 
 @pytest.mark.parametrize(
