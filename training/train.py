@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -60,6 +61,8 @@ class Recipe:
     limit: int = 0  # train on the first N sentences only (0: all); for timing runs
     augment: int = 0  # add N boundary-augmented sentences made from the training sentences (training.augment)
     with_dev: bool = False  # also train on dev (then every stage keeps its last epoch)
+    label_smoothing: float = 0.0  # cross-entropy label smoothing (0: the model's own loss)
+    llrd: float = 1.0  # layer-wise lr decay: layer k of L gets lr * llrd ** (L - k), embeddings ** (L + 1)
 
 
 def resolve(recipe: Recipe, hw=None) -> Recipe:
@@ -137,6 +140,20 @@ def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def param_groups(model: torch.nn.Module, recipe: Recipe) -> list[dict]:
+    """AdamW groups: no weight decay on biases and LayerNorm; with ``llrd`` < 1 each encoder layer's lr
+    scaled by ``llrd ** (layers - k)`` (layer k counted from 1, embeddings 0; the head keeps the full lr)."""
+    layers = model.config.num_hidden_layers
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        match = re.search(r"encoder\.layer\.(\d+)\.", name)
+        depth = int(match.group(1)) + 1 if match else (0 if "embeddings" in name else layers + 1)
+        scale = recipe.llrd ** max(0, layers + 1 - depth) if recipe.llrd != 1.0 else 1.0
+        wd = 0.0 if p.ndim == 1 else recipe.weight_decay
+        groups.setdefault((scale, wd), []).append(p)
+    return [{"params": ps, "lr": recipe.lr * scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
+
+
 def lr_lambda(total: int, warmup: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -185,13 +202,7 @@ def train(
     data = encode_examples(tokenizer, train_ex, recipe.max_length)
     steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
     total = steps_per_epoch * recipe.epochs
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim == 1 else decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=recipe.lr,
-    )
+    opt = torch.optim.AdamW(param_groups(model, recipe), lr=recipe.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, int(total * recipe.warmup_ratio)))
     pad_id = tokenizer.pad_token_id
     history = []
@@ -212,7 +223,17 @@ def train(
         for bi, batch in enumerate(make_batches(data, recipe.batch_size, rng), 1):
             inputs = collate(batch, pad_id)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(**inputs).loss
+                if recipe.label_smoothing:
+                    labels = inputs.pop("labels")
+                    logits = model(**inputs).logits.float()
+                    loss = torch.nn.functional.cross_entropy(
+                        logits.view(-1, logits.shape[-1]),
+                        labels.view(-1),
+                        ignore_index=IGNORE,
+                        label_smoothing=recipe.label_smoothing,
+                    )
+                else:
+                    loss = model(**inputs).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()

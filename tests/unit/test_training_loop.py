@@ -114,3 +114,28 @@ def test_threads_and_bf16_follow_the_machine_unless_set(flags, asked, bf16):
     assert resolve(Recipe(threads=3), hw).threads == 3
     with pytest.raises(ValueError, match="auto, true or false"):
         resolve(Recipe(bf16="yes"), hw)
+
+
+def test_layerwise_lr_decay_scales_each_layer_and_keeps_the_head(tmp_path):
+    from training.train import param_groups
+
+    model = AutoModelForTokenClassification.from_pretrained(
+        standins.build(tmp_path / "base", standins.TINY_ENCODER), num_labels=len(LABELS)
+    )
+    layers = model.config.num_hidden_layers
+    lr_of = {id(p): g["lr"] for g in param_groups(model, Recipe(lr=1.0, llrd=0.5)) for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lr_of[id(named["classifier.weight"])] == 1.0
+    assert lr_of[id(named[f"bert.encoder.layer.{layers - 1}.output.dense.weight"])] == 0.5
+    assert lr_of[id(named["bert.embeddings.word_embeddings.weight"])] == 0.5 ** (layers + 1)
+    plain = param_groups(model, Recipe(lr=1.0))  # default: one lr, decay off for biases and LayerNorm only
+    assert [(g["lr"], g["weight_decay"]) for g in plain] == [(1.0, 0.01), (1.0, 0.0)]
+    assert sum(len(g["params"]) for g in plain) == len(named)
+
+
+def test_label_smoothing_trains_and_is_recorded(tmp_path):
+    split = _write_split(tmp_path / "split.jsonl")
+    recipe = Recipe(epochs=1, batch_size=4, threads=1, lr=1e-3, label_smoothing=0.1, llrd=0.8)
+    summary = train(standins.build(tmp_path / "base", standins.TINY_ENCODER), tmp_path / "m", recipe, split, split)
+    assert summary["recipe"]["label_smoothing"] == 0.1 and summary["recipe"]["llrd"] == 0.8
+    assert summary["history"][0]["train_loss"] > 0
