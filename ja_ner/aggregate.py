@@ -115,10 +115,18 @@ def _decide(run: _Open, codec: LabelCodec) -> Span:
     return Span(codec.types[best], run.start, run.end, float(total[best]) / len(run.masses))
 
 
+def _edge_noise(ch: str) -> bool:
+    """Whitespace or an emoji (pictographs, dingbats, their joiner and presentation selector): never the
+    first or last character of a name. A model reads an emoji as ``<unk>`` and may tag it with the name
+    next to it (``👍 鈴木`` -> ``👍`` PER); other symbols (``501®``, ``〒``) are left alone."""
+    code = ord(ch)
+    return ch.isspace() or 0x2600 <= code <= 0x27BF or 0x1F000 <= code <= 0x1FAFF or code in (0x200D, 0xFE0F)
+
+
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
+    while start < end and _edge_noise(text[start]):
         start += 1
-    while end > start and text[end - 1].isspace():
+    while end > start and _edge_noise(text[end - 1]):
         end -= 1
     return start, end
 

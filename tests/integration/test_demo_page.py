@@ -91,9 +91,11 @@ def test_astral_characters_before_entities_keep_offsets_right(page) -> None:
     """UTF-16 offsets: an emoji and 𠮷 (two code units each) ahead of the entities shift nothing."""
     text = "😀 𠮷 " + WIDGET
     _submit(page, text, keyboard=True)
-    assert _entities(page) == WIDGET_ENTITIES
-    first = page.locator("mark.ent").first
-    assert (first.get_attribute("data-start"), first.get_attribute("data-end")) == ("6", "8")  # JS string units
+    found = _entities(page)
+    assert found[-3:] == WIDGET_ENTITIES  # the model may also read 𠮷 (a kanji of surnames) as a name
+    assert not any("😀" in surface for surface, _ in found)  # an emoji never edges an entity
+    name = page.locator("mark.ent", has_text="鈴木")
+    assert (name.get_attribute("data-start"), name.get_attribute("data-end")) == ("6", "8")  # JS string units
     assert page.locator("#output").inner_text().replace("PER", "").replace("LOC", "") == text
 
 
