@@ -1,5 +1,7 @@
 """Aggregation on hand-made probabilities over the real XLM-R tokenisation."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -127,7 +129,7 @@ def test_whitespace_is_trimmed_from_span_edges():
 def test_emoji_and_spaces_never_edge_an_entity(text, tags, kept):
     codec = LabelCodec.from_id2label(dict(enumerate(IO)))
     cuts = {"👍 鈴木": [0, 2, 4], "😀": [0, 1], "鈴木👍🏻": [0, 2, 4], "501®": [0, 3, 4]}[text]
-    offsets = list(zip(cuts, cuts[1:]))
+    offsets = list(itertools.pairwise(cuts))
     spans = aggregate(text, offsets, _probs(IO, tags), codec, Aggregation.SIMPLE)
     assert [text[s.start : s.end] for s in spans] == kept
 
