@@ -141,6 +141,11 @@ def threads(hw: Hardware, workers: int, device: str = "cpu") -> Choice:
     return Choice(n, f"{hw.cores} usable core(s) shared by {workers} worker(s)")
 
 
+def native_bf16(hw: Hardware) -> list[str]:
+    """The CPU flags of ``hw`` that mean bfloat16 runs natively (none: emulated, slower than float32)."""
+    return sorted(f for f in NATIVE_BF16_FLAGS if f in hw.cpu_flags)
+
+
 def _fast_formats(hw: Hardware, gates: Mapping[str, bool], device: str) -> list[Choice]:
     """Reduced number formats this machine runs fast and the model's gates allow, best first.
 
@@ -157,7 +162,7 @@ def _fast_formats(hw: Hardware, gates: Mapping[str, bool], device: str) -> list[
             fast.append(Choice("float16", f"{where}: float16 tensor cores"))
         return fast
     fast = []
-    native = sorted(f for f in NATIVE_BF16_FLAGS if f in hw.cpu_flags)
+    native = native_bf16(hw)
     if native and gates.get("bfloat16", True):
         fast.append(Choice("bfloat16", f"CPU runs bfloat16 natively ({' '.join(native)})"))
     if gates.get("int8"):

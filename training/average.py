@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from training.checkpoint import save_fp16
+from training.checkpoint import save_fp16, summary_of
 
 
 def average(model_dirs: list[Path], out: Path) -> None:
@@ -33,7 +33,7 @@ def average(model_dirs: list[Path], out: Path) -> None:
     save_fp16(first, model_dirs[0], out)
     summary = {"final_model": f"uniform average of the weights of {len(model_dirs)} checkpoints (training.average)"}
     summary["checkpoints"] = [str(d) for d in model_dirs]
-    summaries = [_summary_of(d) for d in model_dirs]
+    summaries = [summary_of(d) for d in model_dirs]  # missing: counts as not held out
     summary["test_split_excluded"] = all(s.get("test_split_excluded") is True for s in summaries)
     summary["dev_trained_on"] = any(s.get("dev_trained_on") is True for s in summaries)
     summary["stages"] = [  # each checkpoint's own stage, without its per-epoch history
@@ -41,12 +41,6 @@ def average(model_dirs: list[Path], out: Path) -> None:
         for s in summaries
     ]
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-
-def _summary_of(model_dir: Path) -> dict:
-    """A checkpoint's training_summary.json ({} when missing: then it counts as having seen the test split)."""
-    path = model_dir / "training_summary.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ model alone (argmax labels, lenient IOB2), independent of ``ja_ner``. torch is i
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from training.align import IGNORE, decode_spans
 from training.data import Example
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+SUMMARY_FILE = "training_summary.json"
+
+
+def summary_of(model_dir: Path) -> dict:
+    """A checkpoint's training_summary.json (provenance: recipe, test_split_excluded, dev_trained_on); {} if none."""
+    path = Path(model_dir) / SUMMARY_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def predict_spans(model, tokenizer, examples: list[Example], *, batch_size: int = 64, bf16: bool = False):

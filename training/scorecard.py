@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 
 from training import challenge
+from training.checkpoint import summary_of
 from training.data import DATA_DIR, load_split
 from training.evaluate import REFERENCE_DTYPE, evaluate, pipeline_predictor
 
@@ -37,14 +38,12 @@ COMMANDS = {
 
 def held_out(model_dir: Path) -> bool:
     """Whether the model's training summary says no stage or checkpoint saw the test split (missing: no)."""
-    path = model_dir / "training_summary.json"
-    return path.exists() and json.loads(path.read_text()).get("test_split_excluded") is True
+    return summary_of(model_dir).get("test_split_excluded") is True
 
 
 def dev_held_out(model_dir: Path) -> bool:
     """Whether no stage or checkpoint trained on dev (``--with-dev``; a summary without the flag predates it)."""
-    path = model_dir / "training_summary.json"
-    return not (path.exists() and json.loads(path.read_text()).get("dev_trained_on") is True)
+    return summary_of(model_dir).get("dev_trained_on") is not True
 
 
 def scorecard(model_dir: Path, *, threads: int = 0, data_dir: Path = DATA_DIR) -> dict:

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from training.align import IGNORE, LABEL2ID, LABELS, token_labels
-from training.checkpoint import predict_spans, save_fp16
+from training.checkpoint import predict_spans, save_fp16, summary_of
 from training.data import DATA_DIR, TYPES, Example, load_jsonl, training_examples
 from training.evaluate import evaluate, pipeline_predictor
 from training.metrics import score
@@ -71,7 +71,7 @@ def resolve(recipe: Recipe, hw=None) -> Recipe:
 
     hw = hw or hardware.detect()
     threads = recipe.threads or hw.cores
-    native = [f for f in hardware.NATIVE_BF16_FLAGS if f in hw.cpu_flags]
+    native = hardware.native_bf16(hw)
     choice = str(recipe.bf16).lower()
     if choice not in ("auto", "true", "false"):
         raise ValueError(f"--bf16 must be auto, true or false, not {recipe.bf16!r}")
@@ -296,8 +296,7 @@ def train(
 
 
 def _summary(base, recipe, n_train, n_dev, best_epoch, best_f1, t0, history) -> dict:
-    previous_path = Path(base) / "training_summary.json"
-    previous = json.loads(previous_path.read_text()) if previous_path.exists() else None
+    previous = summary_of(base) or None
     return {
         "previous_stage": previous,
         # True when neither this stage nor any stage or checkpoint it starts from saw the test split
