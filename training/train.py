@@ -57,7 +57,8 @@ class Recipe:
     max_length: int = 256
     bf16: str = "auto"  # bfloat16 autocast: auto (where native, ja_ner.hardware), true, false
     threads: int = 0  # torch threads; 0: every usable core
-    seed: int = 13
+    seed: int = 13  # weight initialisation (the new token-classification head) and dropout
+    data_seed: int = 0  # batch order and augmentation; 0: seed. Runs that differ only here share the head's start
     limit: int = 0  # train on the first N sentences only (0: all); for timing runs
     augment: int = 0  # add N boundary-augmented sentences made from the training sentences (training.augment)
     with_dev: bool = False  # also train on dev (then every stage keeps its last epoch)
@@ -174,7 +175,8 @@ def train(
     bf16 = recipe.bf16 == "true"
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
-    rng = random.Random(recipe.seed)
+    data_seed = recipe.data_seed or recipe.seed
+    rng = random.Random(data_seed)
     t0 = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForTokenClassification.from_pretrained(
@@ -196,7 +198,7 @@ def train(
     if recipe.augment:
         from training.augment import augment
 
-        extra = augment(train_ex, recipe.augment, seed=recipe.seed)
+        extra = augment(train_ex, recipe.augment, seed=data_seed)
         logger.info("boundary augmentation: %d sentences added to %d", len(extra), len(train_ex))
         train_ex = train_ex + extra
     data = encode_examples(tokenizer, train_ex, recipe.max_length)
