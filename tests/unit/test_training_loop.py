@@ -139,3 +139,27 @@ def test_label_smoothing_trains_and_is_recorded(tmp_path):
     summary = train(standins.build(tmp_path / "base", standins.TINY_ENCODER), tmp_path / "m", recipe, split, split)
     assert summary["recipe"]["label_smoothing"] == 0.1 and summary["recipe"]["llrd"] == 0.8
     assert summary["history"][0]["train_loss"] > 0
+
+
+def test_data_seed_moves_batches_and_augmentation_but_not_the_initialisation(tmp_path):
+    """Runs for a soup (make train) differ in --data-seed only: their heads start from the same weights."""
+    base = standins.build(tmp_path / "base", standins.TINY_ENCODER)
+    split = _write_split(tmp_path / "split.jsonl")
+    load = AutoModelForTokenClassification.from_pretrained
+
+    def head(name, **kw):
+        recipe = Recipe(epochs=1, batch_size=4, threads=1, augment=3, **kw)
+        summary = train(base, tmp_path / name, recipe, split, split)
+        return load(tmp_path / name).classifier.weight, summary
+
+    # lr 0: the weights written are the initial ones
+    start_a, s = head("a", lr=0.0, seed=5, data_seed=6)
+    assert s["recipe"]["data_seed"] == 6
+    start_b, _ = head("b", lr=0.0, seed=5, data_seed=7)
+    start_c, _ = head("c", lr=0.0, seed=6, data_seed=6)
+    assert torch.equal(start_a, start_b) and not torch.equal(start_a, start_c)
+    # trained, the data seed matters; 0 means "the seed"
+    same_1, _ = head("d", lr=1e-3, seed=5, data_seed=0)
+    same_2, _ = head("e", lr=1e-3, seed=5, data_seed=5)
+    other, _ = head("f", lr=1e-3, seed=5, data_seed=7)
+    assert torch.equal(same_1, same_2) and not torch.equal(same_1, other)
