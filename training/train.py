@@ -3,7 +3,13 @@
 Training data: ``--train`` less the held-out test split (``training.data.training_examples`` drops every
 sentence whose curid is in the test bucket, whatever file is given); the test split is never read here.
 ``--augment N`` adds N sentences made from those by ``training.augment`` (affixes, titles and one-character
-countries next to entities, labelled O / LOC; names from UniDic), drawn with ``--seed``.
+countries next to entities, labelled O / LOC; names from UniDic). ``--seed`` sets the initialisation (the new
+head) and dropout; ``--data-seed`` (default: the seed) the batch order and the augmented sentences, so runs
+that differ only in it start from the same weights (a second seed of a recipe, or members of a soup).
+
+Regularisers, off by default (each measured on dev: models/ja-ner-small/README.md, "Levers"):
+``--label-smoothing``, ``--llrd`` (layer-wise lr decay) and ``--rdrop`` (R-Drop: two dropout passes a
+step and their symmetric KL; twice the cost of a step).
 
 Model selection: entity micro F1 on dev after each epoch, scored as served: the epoch is saved as fp16
 and read back by the core pipeline (``ja_ner.pipeline``: type voting, word edges). The raw argmax
@@ -63,6 +69,7 @@ class Recipe:
     augment: int = 0  # add N boundary-augmented sentences made from the training sentences (training.augment)
     with_dev: bool = False  # also train on dev (then every stage keeps its last epoch)
     label_smoothing: float = 0.0  # cross-entropy label smoothing (0: the model's own loss)
+    rdrop: float = 0.0  # R-Drop: two dropout passes a step, + rdrop * their symmetric KL (0: off; twice the cost)
     llrd: float = 1.0  # layer-wise lr decay: layer k of L gets lr * llrd ** (L - k), embeddings ** (L + 1)
 
 
@@ -155,6 +162,30 @@ def param_groups(model: torch.nn.Module, recipe: Recipe) -> list[dict]:
     return [{"params": ps, "lr": recipe.lr * scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
 
 
+def step_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor], recipe: Recipe) -> torch.Tensor:
+    """The training loss of one batch: token cross-entropy (``label_smoothing``), and with ``rdrop`` > 0 the
+    mean of two dropout passes plus ``rdrop`` times their symmetric KL divergence on labelled tokens."""
+    labels = inputs["labels"]
+    features = {k: v for k, v in inputs.items() if k != "labels"}
+    passes = 2 if recipe.rdrop else 1
+    logits = [model(**features).logits.float() for _ in range(passes)]
+    flat = labels.view(-1)
+    ce = [
+        torch.nn.functional.cross_entropy(
+            lg.view(-1, lg.shape[-1]), flat, ignore_index=IGNORE, label_smoothing=recipe.label_smoothing
+        )
+        for lg in logits
+    ]
+    loss = sum(ce) / passes
+    if recipe.rdrop:
+        keep = flat != IGNORE
+        lp, lq = (torch.log_softmax(lg.view(-1, lg.shape[-1])[keep], -1) for lg in logits)
+        kl = torch.nn.functional.kl_div(lp, lq, log_target=True, reduction="batchmean")
+        kl = kl + torch.nn.functional.kl_div(lq, lp, log_target=True, reduction="batchmean")
+        loss = loss + recipe.rdrop * kl / 2
+    return loss
+
+
 def lr_lambda(total: int, warmup: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -225,17 +256,7 @@ def train(
         for bi, batch in enumerate(make_batches(data, recipe.batch_size, rng), 1):
             inputs = collate(batch, pad_id)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                if recipe.label_smoothing:
-                    labels = inputs.pop("labels")
-                    logits = model(**inputs).logits.float()
-                    loss = torch.nn.functional.cross_entropy(
-                        logits.view(-1, logits.shape[-1]),
-                        labels.view(-1),
-                        ignore_index=IGNORE,
-                        label_smoothing=recipe.label_smoothing,
-                    )
-                else:
-                    loss = model(**inputs).loss
+                loss = step_loss(model, inputs, recipe)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()

@@ -163,3 +163,34 @@ def test_data_seed_moves_batches_and_augmentation_but_not_the_initialisation(tmp
     same_2, _ = head("e", lr=1e-3, seed=5, data_seed=5)
     other, _ = head("f", lr=1e-3, seed=5, data_seed=7)
     assert torch.equal(same_1, same_2) and not torch.equal(same_1, other)
+
+
+def test_rdrop_adds_the_symmetric_kl_of_two_dropout_passes(tmp_path):
+    from transformers import AutoTokenizer
+
+    from training.data import training_examples
+    from training.train import collate, encode_examples, step_loss
+
+    base = standins.build(tmp_path / "base", standins.TINY_ENCODER)
+    model = AutoModelForTokenClassification.from_pretrained(base, num_labels=len(LABELS))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    batch = collate(encode_examples(tokenizer, training_examples(_write_split(tmp_path / "s.jsonl")), 64), 0)
+    plain, rdrop = Recipe(), Recipe(rdrop=1.0)
+    model.eval()  # no dropout: both passes agree, the KL term is zero and the loss is the model's own
+    own = model(**batch).loss
+    assert torch.allclose(step_loss(model, batch, plain), own, atol=1e-6)
+    assert torch.allclose(step_loss(model, batch, rdrop), own, atol=1e-6)
+    model.train()
+    torch.manual_seed(0)
+    two = step_loss(model, batch, rdrop)
+    torch.manual_seed(0)
+    ce_only = step_loss(model, batch, Recipe(rdrop=1e-9))  # the same two passes, KL weighted ~0
+    assert two > ce_only  # dropout makes the passes differ: the KL term is positive
+    summary = train(
+        base,
+        tmp_path / "m",
+        Recipe(epochs=1, batch_size=4, threads=1, rdrop=0.5),
+        tmp_path / "s.jsonl",
+        tmp_path / "s.jsonl",
+    )
+    assert summary["recipe"]["rdrop"] == 0.5 and summary["history"][0]["train_loss"] > 0
