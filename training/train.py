@@ -74,7 +74,8 @@ class Recipe:
 
 
 def resolve(recipe: Recipe, hw=None) -> Recipe:
-    """``recipe`` with ``threads`` and ``bf16`` decided from ``hw`` (default: this machine) where unset (logged)."""
+    """``recipe`` with ``threads`` and ``bf16`` decided from ``hw`` (default: this machine) where unset (logged),
+    and ``data_seed`` 0 made the ``seed``, so the recorded recipe names the seeds the run used."""
     from ja_ner import hardware
 
     hw = hw or hardware.detect()
@@ -92,7 +93,7 @@ def resolve(recipe: Recipe, hw=None) -> Recipe:
         bf16,
         f"asked: {choice}" if choice != "auto" else (f"native: {' '.join(native)}" if native else "not native"),
     )
-    return replace(recipe, threads=threads, bf16=str(bf16).lower())
+    return replace(recipe, threads=threads, bf16=str(bf16).lower(), data_seed=recipe.data_seed or recipe.seed)
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,10 @@ def param_groups(model: torch.nn.Module, recipe: Recipe) -> list[dict]:
 def step_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor], recipe: Recipe) -> torch.Tensor:
     """The training loss of one batch: token cross-entropy (``label_smoothing``), and with ``rdrop`` > 0 the
     mean of two dropout passes plus ``rdrop`` times their symmetric KL divergence on labelled tokens."""
-    labels = inputs["labels"]
     features = {k: v for k, v in inputs.items() if k != "labels"}
     passes = 2 if recipe.rdrop else 1
     logits = [model(**features).logits.float() for _ in range(passes)]
-    flat = labels.view(-1)
+    flat = inputs["labels"].view(-1)
     ce = [
         torch.nn.functional.cross_entropy(
             lg.view(-1, lg.shape[-1]), flat, ignore_index=IGNORE, label_smoothing=recipe.label_smoothing
@@ -206,8 +206,7 @@ def train(
     bf16 = recipe.bf16 == "true"
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
-    data_seed = recipe.data_seed or recipe.seed
-    rng = random.Random(data_seed)
+    rng = random.Random(recipe.data_seed)
     t0 = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForTokenClassification.from_pretrained(
@@ -229,7 +228,7 @@ def train(
     if recipe.augment:
         from training.augment import augment
 
-        extra = augment(train_ex, recipe.augment, seed=data_seed)
+        extra = augment(train_ex, recipe.augment, seed=recipe.data_seed)
         logger.info("boundary augmentation: %d sentences added to %d", len(extra), len(train_ex))
         train_ex = train_ex + extra
     data = encode_examples(tokenizer, train_ex, recipe.max_length)
