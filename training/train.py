@@ -180,8 +180,9 @@ def step_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor], recipe: R
     if recipe.rdrop:
         keep = flat != IGNORE
         lp, lq = (torch.log_softmax(lg.view(-1, lg.shape[-1])[keep], -1) for lg in logits)
-        kl = torch.nn.functional.kl_div(lp, lq, log_target=True, reduction="batchmean")
-        kl = kl + torch.nn.functional.kl_div(lq, lp, log_target=True, reduction="batchmean")
+        kl = sum(
+            torch.nn.functional.kl_div(a, b, log_target=True, reduction="batchmean") for a, b in ((lp, lq), (lq, lp))
+        )
         loss = loss + recipe.rdrop * kl / 2
     return loss
 
