@@ -2,9 +2,11 @@
 
 Texts are tokenised up front (not timed), sorted by length and cut into batches padded to
 their longest row, then run under ``torch.inference_mode``: what the hardware does with no
-server, no JSON and no aggregation. ``measure_formats`` does that in every number format the
-machine runs natively and the model's accuracy gates allow (``ja_ner.hardware.candidate_formats``):
-the best of them is the ceiling the benchmark's ratios are taken against.
+server, no JSON and no aggregation, through the same ``ja_ner.forward`` the server runs (batched,
+never row by row: the ceiling is what the hardware can do). ``measure_formats`` does that for every
+runtime/format pair the machine runs natively and the model's gates allow (``ja_ner.plan.candidates``);
+a pair is named by its format alone for torch (``float32``, ``int8``) and ``runtime/format`` otherwise
+(``onnxruntime/float32``). The benchmark's ratios are taken against the served pair's ceiling.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-_DTYPES = ("float32", "bfloat16", "float16", "int8")
+
+def pair_name(runtime: str, dtype: str) -> str:
+    """How the bench names a pair: the format alone for torch, else ``runtime/format``."""
+    return dtype if runtime == "torch" else f"{runtime}/{dtype}"
+
+
+def parse_pair(name: str) -> tuple[str, str]:
+    """``float32`` -> (torch, float32); ``onnxruntime/float32`` -> (onnxruntime, float32)."""
+    runtime, _, dtype = name.rpartition("/")
+    return runtime or "torch", dtype
 
 
 @dataclass(frozen=True)
@@ -62,24 +73,29 @@ def measure(
     Args:
         batch_sizes: rows per forward (sorted by length, padded to the longest row).
         threads: torch intra-op thread counts to try (0: torch's default); the best counts.
-        dtype: number format (int8: ``ja_ner.forward.quantise_int8``); the forward returns logits only.
+        dtype: the pair (``pair_name``): a torch format, or ``onnxruntime/float32``; run by ``ja_ner.forward``.
         device: "cpu" or "cuda:N" (on CUDA the timings synchronise the device).
         single_texts: how many texts (spread over the set) give the single-request latency.
         max_length: tokens per text at most (special tokens included), as the server's window.
     """
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from ja_ner.forward import quantise_int8
+    from ja_ner import forward as forwards
+    from ja_ner.batch import from_rows
+    from ja_ner.plan import FORMATS, RUNTIMES, Plan, pad_multiple_for
 
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    runtime, fmt = parse_pair(dtype)
+    if runtime not in RUNTIMES or fmt not in FORMATS:
+        raise ValueError(f"pair must be a format of {FORMATS} or runtime/format, got {dtype!r}")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    weights = torch.float32 if dtype == "int8" else getattr(torch, dtype)
-    model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=weights)
-    model.to(device).eval()
-    if dtype == "int8":
-        model = quantise_int8(model)  # exactly what the served int8 forward runs
+    default_threads = torch.get_num_threads()
+    pad_multiple = pad_multiple_for(runtime, fmt, device)
+
+    def plan_for(count: int) -> Plan:
+        return Plan(device, runtime, fmt, count or default_threads, pad_multiple, reason="ceiling")
+
+    model = forwards.load(model_dir, plan_for(threads[0]))
     t = time.perf_counter()
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     tokenise_ms = (time.perf_counter() - t) * 1000 / len(texts)
@@ -88,28 +104,21 @@ def measure(
     cuda = device.startswith("cuda")
 
     def run(group: list[int]) -> None:
-        longest = max(lengths[i] for i in group)
-        rows = [ids[i] + [pad] * (longest - lengths[i]) for i in group]
-        masks = [[1] * lengths[i] + [0] * (longest - lengths[i]) for i in group]
-        input_ids = torch.tensor(rows)
-        mask = torch.tensor(masks)
-        if cuda:
-            input_ids = input_ids.pin_memory().to(device, non_blocking=True)
-            mask = mask.pin_memory().to(device, non_blocking=True)
-        with torch.inference_mode():
-            model(input_ids=input_ids, attention_mask=mask).logits.float().cpu()
+        model(from_rows([ids[i] for i in group], pad, pad_multiple))
 
     def sync() -> None:
         if cuda:
             torch.cuda.synchronize()
 
-    default_threads = torch.get_num_threads()
     step = max(1, len(texts) // single_texts)
     throughput: dict[tuple[int, int], float] = {}
     per_core: dict[tuple[int, int], float] = {}  # sentences per CPU-second of this process
     singles: dict[int, list[float]] = {}
     for count in threads:
-        torch.set_num_threads(count or default_threads)
+        if runtime == "torch":
+            torch.set_num_threads(count or default_threads)
+        else:  # an ONNX Runtime session fixes its threads when it is created
+            model = forwards.load(model_dir, plan_for(count))
         run(list(range(min(8, len(texts)))))  # warm-up: first-call allocations and kernels
         for size in batch_sizes:
             groups = batches(lengths, size)
@@ -152,13 +161,16 @@ def measure(
 
 
 def formats_for(model_dir: Path, device: str = "cpu") -> tuple[str, ...]:
-    """The formats to try here: native on this machine and allowed by the model's recorded gates."""
+    """The pairs to try here: native on this machine and allowed by the model's recorded gates."""
     import json
 
     from ja_ner import hardware
+    from ja_ner.plan import candidates, onnx_available
 
     config = json.loads((Path(model_dir) / "config.json").read_text())
-    return hardware.candidate_formats(hardware.detect(), hardware.gates_of(config), device)
+    onnx = device == "cpu" and onnx_available(Path(model_dir))
+    pairs = candidates(hardware.detect(), hardware.gates_of(config), device, onnx=onnx)
+    return tuple(pair_name(*pair) for pair, _ in pairs)
 
 
 def measure_formats(model_dir: Path, texts: list[str], formats: tuple[str, ...], **kwargs) -> dict[str, CeilingResult]:

@@ -48,7 +48,7 @@ def measure(model_dir: Path, chars: int, *, dtype: str, threads: int, token_budg
     (outcome,), times = pipeline.predict_timed([Document(text)])
     seconds = time.perf_counter() - t0
     return {
-        "dtype": pipeline.forward.format,
+        "dtype": pipeline.plan.dtype,
         "threads": threads,
         "chars": chars,
         "seconds": round(seconds, 1),

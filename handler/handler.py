@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
@@ -23,6 +24,7 @@ from ts.metrics.metric_type_enum import MetricTypes
 
 from handler import streaming
 from ja_ner import hardware
+from ja_ner import plan as planning
 from ja_ner.errors import Busy, NerError
 from ja_ner.forward import device_for
 from ja_ner.pipeline import Pipeline, StageTimes
@@ -48,6 +50,22 @@ def _body_type(context: Any, idx: int) -> str | None:
     return header.get("content-type") if isinstance(header, dict) else None
 
 
+def worker_count(model_config: dict[str, Any], environ: Mapping[str, str]) -> tuple[int, str]:
+    """The workers TorchServe starts for this model, and where that number comes from.
+
+    In TorchServe's own order: model-config.yaml's ``minWorkers``; else ``default_workers_per_model``,
+    which an operator may set through the environment (``TS_DEFAULT_WORKERS_PER_MODEL``, read by
+    TorchServe with ``enable_envvars_config``, and the worker inherits it) and ``handler/server.py``
+    sets from the same rule as ``ja_ner.hardware.workers``; else that rule.
+    """
+    if model_config.get("minWorkers"):
+        return int(model_config["minWorkers"]), "minWorkers in model-config.yaml"
+    env = environ.get("TS_DEFAULT_WORKERS_PER_MODEL", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env), "TS_DEFAULT_WORKERS_PER_MODEL"
+    return int(hardware.workers(hardware.detect()).value), "auto workers"
+
+
 class JaNerHandler:
     """One TorchServe worker's handler: loads the pipeline once, answers batches."""
 
@@ -69,17 +87,13 @@ class JaNerHandler:
     def _initialize(self, context: Any) -> None:
         props = context.system_properties
         model_config = context.model_yaml_config or {}
-        # oneDNN keeps a primitive per input shape it has seen (1024 by default): with texts of every
-        # length a bf16 pipeline's RSS grew ~50 % in its first minute before levelling off; 16 cut
-        # that growth by about 40 % at the same throughput (docs/operations.md, "Soak"). Read when
-        # the first primitive is built; an operator's own value in the environment wins.
-        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
         settings = Settings.from_mapping(dict(model_config.get("handler") or {}))
         settings = replace(settings, device=device_for(props.get("gpu_id")))
-        if settings.threads <= 0:  # auto: share the cores with the other workers of this model
-            settings = replace(settings, threads=self._auto_threads(model_config, settings.device))
         model_dir = Path(props["model_dir"]) / MODEL_SUBDIR
-        self.pipeline = Pipeline.load(model_dir, settings)
+        workers, why = worker_count(model_config, os.environ)
+        plan = planning.resolve(settings, model_dir, workers=workers, workers_why=why)
+        log.info("plan: %s", plan.describe())
+        self.pipeline = Pipeline.load(model_dir, settings, plan)
         manifest = getattr(context, "manifest", None) or {}
         model = manifest.get("model", {})
         self.model_info = {
@@ -88,22 +102,6 @@ class JaNerHandler:
         }
         self.initialized = True
         log.info("ja_ner handler ready: %s on %s", self.model_info, settings.device)
-
-    @staticmethod
-    def _auto_threads(model_config: dict[str, Any], device: str) -> int:
-        """Threads per worker: the usable cores over this model's workers.
-
-        The workers are model-config.yaml's ``minWorkers`` where an operator set it, else what
-        ``handler/server.py`` (or TorchServe's own default, the same rule) starts: see ja_ner.hardware.
-        """
-        hw = hardware.detect()
-        workers = model_config.get("minWorkers")
-        why = "minWorkers in model-config.yaml"
-        if not workers:
-            workers, why = hardware.workers(hw).value, "auto workers"
-        choice = hardware.threads(hw, int(workers), device)
-        log.info("threads auto -> %s: %s (%s)", choice.value, choice.reason, why)
-        return int(choice.value)
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
         """Answer every request of a TorchServe batch; one bad request never fails the others."""

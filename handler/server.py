@@ -204,6 +204,8 @@ def start(config: Path, model_store: Path, workdir: Path, overrides: dict[str, s
     cmd = ["torchserve", "--start", "--ncs", "--ts-config", str(cfg), "--model-store", props["model_store"]]
     bindir = Path(sys.executable).parent
     env = {**server.env(), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # Workers inherit the frontend's environment: the handler sizes its threads for this many workers.
+    env["TS_DEFAULT_WORKERS_PER_MODEL"] = props["default_workers_per_model"]
     with open(server.workdir / "torchserve.out", "ab") as out:
         subprocess.run(cmd, cwd=server.workdir, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
     if wait:

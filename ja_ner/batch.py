@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,16 +10,14 @@ import numpy as np
 from ja_ner.encode import TokenisedText
 from ja_ner.segment import Window
 
-# Micro-batches are padded to a multiple of this many tokens. Every distinct input shape makes oneDNN
-# build (and cache) new kernels and the allocator keep new block sizes: with lengths rounded to 16 a
-# worker meets at most 16 shapes per row count for 256-token windows, and its memory levels off
-# (docs/operations.md, soak). Padding tokens are masked, so answers do not change.
-PAD_MULTIPLE = 16
+# Micro-batches are padded to a multiple of ``pad_multiple`` tokens, which the plan decides per runtime
+# and format (``ja_ner.plan.pad_multiple_for``: 16 where oneDNN caches kernels per shape, else 1).
+# Padding tokens are masked, so answers do not change.
 
 
-def padded_length(n: int, max_length: int | None = None) -> int:
-    """``n`` tokens rounded up to a multiple of ``PAD_MULTIPLE``, never past ``max_length`` (nor below ``n``)."""
-    rounded = -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+def padded_length(n: int, max_length: int | None = None, pad_multiple: int = 1) -> int:
+    """``n`` tokens rounded up to a multiple of ``pad_multiple``, never past ``max_length`` (nor below ``n``)."""
+    rounded = -(-n // pad_multiple) * pad_multiple
     return rounded if max_length is None else max(n, min(rounded, max_length))
 
 
@@ -41,7 +40,12 @@ class Batch:
 
 
 def plan(
-    windows: list[Window], *, token_budget: int, keep_order: bool = False, max_length: int | None = None
+    windows: list[Window],
+    *,
+    token_budget: int,
+    keep_order: bool = False,
+    max_length: int | None = None,
+    pad_multiple: int = 1,
 ) -> list[list[Window]]:
     """Cut windows into groups whose padded size fits the budget.
 
@@ -54,7 +58,7 @@ def plan(
     current: list[Window] = []
     longest = 0
     for window in windows if keep_order else sorted(windows, key=len):
-        own = padded_length(len(window) + 2, max_length)  # + [cls] and [sep]
+        own = padded_length(len(window) + 2, max_length, pad_multiple)  # + [cls] and [sep]
         size = max(longest, own)
         if current and (len(current) + 1) * size > token_budget:
             groups.append(current)
@@ -66,13 +70,31 @@ def plan(
     return groups
 
 
-def assemble(group: list[Window], tokens: list[TokenisedText], ids: SpecialIds, max_length: int | None = None) -> Batch:
+def assemble(
+    group: list[Window],
+    tokens: list[TokenisedText],
+    ids: SpecialIds,
+    max_length: int | None = None,
+    pad_multiple: int = 1,
+) -> Batch:
     """Pad one group to its longest window plus the two special tokens, rounded by ``padded_length``."""
-    length = padded_length(max(len(w) for w in group) + 2, max_length)
-    input_ids = np.full((len(group), length), ids.pad, dtype=np.int64)
-    mask = np.zeros((len(group), length), dtype=np.int64)
-    for row, w in enumerate(group):
-        body = tokens[w.doc_index].input_ids[w.start : w.end]
-        input_ids[row, : len(body) + 2] = (ids.cls, *body, ids.sep)
-        mask[row, : len(body) + 2] = 1
-    return Batch(tuple(group), input_ids, mask)
+    rows = [(ids.cls, *tokens[w.doc_index].input_ids[w.start : w.end], ids.sep) for w in group]
+    return from_rows(rows, ids.pad, pad_multiple, max_length, windows=tuple(group))
+
+
+def from_rows(
+    rows: Sequence[Sequence[int]],
+    pad: int,
+    pad_multiple: int = 1,
+    max_length: int | None = None,
+    *,
+    windows: tuple[Window, ...] = (),
+) -> Batch:
+    """Token-id rows (specials included) padded with ``pad`` to the longest, rounded by ``padded_length``."""
+    length = padded_length(max(len(r) for r in rows), max_length, pad_multiple)
+    input_ids = np.full((len(rows), length), pad, dtype=np.int64)
+    mask = np.zeros((len(rows), length), dtype=np.int64)
+    for row, body in enumerate(rows):
+        input_ids[row, : len(body)] = body
+        mask[row, : len(body)] = 1
+    return Batch(windows, input_ids, mask)

@@ -1,70 +1,101 @@
-"""Stage 5: the model forward pass. The only module that imports torch.
+"""Stage 5: the model forward pass. The only module that imports torch or ONNX Runtime.
 
-It owns device placement, the number format, ``inference_mode`` and the copy back to CPU; it
-returns float32 probabilities so no later stage knows about tensors, half precision or int8.
-``dtype="auto"`` and ``threads=0`` are resolved here from the machine (``ja_ner.hardware``) and
-the model's recorded accuracy gates, and the choice is logged with its reason.
+A ``Forward`` turns one padded ``Batch`` into float32 probabilities ``[rows, length, labels]`` on
+CPU, so no later stage knows about tensors, devices, half precision, int8 or runtimes. It runs
+exactly the ``Plan`` it is given (``ja_ner.plan.resolve`` decides runtime, number format, threads
+and padding once per entry point); ``load`` builds the one the plan names, ``probe`` measures
+candidate pairs for the plan, ``export_onnx`` writes the graph ONNX Runtime serves.
+
+Batch invariance: in float32 a row's result depends on its neighbours only through summation
+order (differences of about 1e-6). A quantised format amplifies that noise: int8 takes one
+activation scale per input tensor, and even with a scale per row a 1e-6 change can flip one
+rounding of the grid (1e-3 to 1e-1 in a probability, measured). So a plan with ``rowwise`` runs
+each row alone, unpadded: exactly the computation of that text sent alone, whatever its batch.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import statistics
+import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForTokenClassification
 
-from ja_ner import hardware
-from ja_ner.batch import Batch
+from ja_ner.batch import Batch, from_rows
 from ja_ner.errors import ConfigError
+from ja_ner.plan import ONNX_FILE, PROBE_BATCH, PROBE_TEXTS, Plan, ProbeResult
 
 log = logging.getLogger(__name__)
 
-# int8 keeps float activations and weights of this type outside the quantised Linear layers.
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.float32}
+_TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.float32}
 # int8 never touches the classification head (see quantise_int8).
 HEAD_MODULES = ("classifier",)
+# oneDNN keeps a primitive per input shape it has seen (1024 by default): with texts of every length
+# a bf16 pipeline's RSS grew ~50 % in its first minute; 16 cut that growth by about 40 % at the same
+# throughput (docs/operations.md, "Soak"). An operator's own value in the environment wins.
+ONEDNN_CACHE_CAPACITY = "16"
+ONNX_OPSET = 17
 
 
-class Forward:
-    """A loaded token-classification model on one device, in one number format."""
+class Forward(Protocol):
+    """What the pipeline calls: one padded batch in, float32 probabilities out (CPU numpy)."""
 
-    def __init__(self, model_dir: str | Path, *, device: str, dtype: str, threads: int) -> None:
-        if dtype != "auto" and dtype not in _DTYPES:
-            raise ConfigError(f"dtype must be auto or one of {', '.join(_DTYPES)}, got {dtype!r}")
-        if dtype == "int8" and device != "cpu":
-            raise ConfigError(f"dtype int8 (dynamic quantisation) runs on CPU only, not {device}")
-        self.device = torch.device(device)
-        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
-        hw = hardware.detect() if dtype == "auto" or threads <= 0 else None
-        if dtype == "auto":
-            assert hw is not None
-            choice = hardware.dtype(hw, hardware.gates_of(config.to_dict()), device)
-            dtype = str(choice.value)
-            log.info("dtype auto -> %s: %s (%s)", dtype, choice.reason, hw.describe())
-        if device == "cpu":
-            if threads <= 0:
-                assert hw is not None
-                picked = hardware.threads(hw, 1, device)  # in process; adapters pass their own
-                threads = int(picked.value)
-                log.info("threads auto -> %d: %s", threads, picked.reason)
-            torch.set_num_threads(threads)
-        self.format = dtype
-        self.threads = threads
-        self.dtype = _DTYPES[dtype]
-        self.model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=self.dtype, local_files_only=True)
+    plan: Plan
+
+    def __call__(self, batch: Batch) -> np.ndarray: ...
+
+
+def load(model_dir: str | Path, plan: Plan) -> Forward:
+    """The forward ``plan`` names, loaded from a local model folder (never the network)."""
+    apply_threads(plan)
+    if plan.runtime == "onnxruntime":
+        return OnnxForward(model_dir, plan)
+    return TorchForward(model_dir, plan)
+
+
+def apply_threads(plan: Plan) -> None:
+    """Process-wide settings of the plan: torch intra-op threads and the oneDNN cache cap."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
+    if plan.device == "cpu":
+        torch.set_num_threads(plan.threads)
+
+
+class TorchForward:
+    """A token-classification model run by torch eager on one device in one number format."""
+
+    def __init__(self, model_dir: str | Path, plan: Plan) -> None:
+        self.plan = plan
+        self.device = torch.device(plan.device)
+        self.model = AutoModelForTokenClassification.from_pretrained(
+            model_dir, dtype=_TORCH_DTYPES[plan.dtype], local_files_only=True
+        )
         self.model.to(self.device).eval()
-        if dtype == "int8":
+        if plan.dtype == "int8":
             self.model = quantise_int8(self.model)
-        self.id2label = dict(self.model.config.id2label)
-        log.info("model loaded from %s on %s as %s, %d thread(s)", model_dir, self.device, dtype, threads)
+        log.info("model loaded from %s: %s", model_dir, plan.describe())
 
     def __call__(self, batch: Batch) -> np.ndarray:
-        """Probabilities [rows, length, labels] as float32 on CPU."""
-        ids = torch.from_numpy(batch.input_ids)
-        mask = torch.from_numpy(batch.attention_mask)
+        if not self.plan.rowwise or len(batch.input_ids) == 1:
+            return self._run(batch.input_ids, batch.attention_mask)
+        out = None
+        for row, n in enumerate(batch.attention_mask.sum(axis=1).tolist()):
+            probs = self._run(batch.input_ids[row : row + 1, :n], batch.attention_mask[row : row + 1, :n])
+            if out is None:
+                out = np.zeros((*batch.input_ids.shape, probs.shape[-1]), dtype=np.float32)
+            out[row, :n] = probs[0]
+        assert out is not None
+        return out
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        ids = torch.from_numpy(np.ascontiguousarray(input_ids))
+        mask = torch.from_numpy(np.ascontiguousarray(attention_mask))
         if self.device.type == "cuda":
             ids = ids.pin_memory().to(self.device, non_blocking=True)
             mask = mask.pin_memory().to(self.device, non_blocking=True)
@@ -75,6 +106,35 @@ class Forward:
         return probs.cpu().numpy()
 
 
+class OnnxForward:
+    """The same model as an exported ONNX graph, run by ONNX Runtime (float32)."""
+
+    def __init__(self, model_dir: str | Path, plan: Plan) -> None:
+        import onnxruntime as ort
+
+        self.plan = plan
+        path = Path(model_dir) / ONNX_FILE
+        if not path.is_file():
+            raise ConfigError(f"{path} is missing: make archive (handler.archive) exports it beside the weights")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = plan.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        providers: list = ["CPUExecutionProvider"]
+        if plan.device.startswith("cuda"):  # written for, not run here (no GPU on these machines)
+            device_id = int(plan.device.partition(":")[2] or 0)
+            providers = [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        log.info("ONNX graph loaded from %s: %s", path, plan.describe())
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        (logits,) = self.session.run(["logits"], {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask})
+        logits = logits.astype(np.float32, copy=False)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def device_for(gpu_id: int | None) -> str:
     """The torch device for a runtime's GPU assignment (None or no CUDA means CPU)."""
     if gpu_id is not None and torch.cuda.is_available():
@@ -82,13 +142,19 @@ def device_for(gpu_id: int | None) -> str:
     return "cpu"
 
 
+def model_config(model_dir: str | Path) -> AutoConfig:
+    """The model's config.json (labels, positions, calibrated threshold), read locally."""
+    return AutoConfig.from_pretrained(model_dir, local_files_only=True)
+
+
 def quantise_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Per-channel dynamic int8 weights for the attention projections (query, key, value, output).
 
     Everything else stays float: embeddings, the classification head (quantising every Linear
     layer cost 9.4 dev F1 points, issue 13) and the feed-forward layers (quantising them too cost
-    0.5-2.9 points on the default model, docs/performance.md). Activations are quantised per batch
-    at run time (x86: fbgemm kernels).
+    0.5-2.9 points on the default model, docs/performance.md). Activations are quantised per
+    input tensor at run time (x86: fbgemm kernels): a row's grid depends on its neighbours unless
+    the plan runs rows one by one (``Plan.rowwise``).
     """
     qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
     spec = {
@@ -101,3 +167,76 @@ def quantise_int8(model: torch.nn.Module) -> torch.nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice in favour of torchao
         return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
+
+
+def export_onnx(model_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the model as an ONNX graph (float32, dynamic batch and sequence axes) for ONNX Runtime.
+
+    Run at archive time (``handler.archive``, ``deploy/triton/build_repo.py``), never on the
+    request path. Returns the path written (default: ``ONNX_FILE`` inside ``model_dir``).
+    """
+    model_dir = Path(model_dir)
+    out = Path(out) if out is not None else model_dir / ONNX_FILE
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32, local_files_only=True)
+    model.eval()
+    ids = torch.full((2, 12), 5, dtype=torch.long)
+    mask = torch.ones_like(ids)
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(
+            model,
+            (ids, mask),
+            str(out),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": axes},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    log.info("exported %s (%.1f MB)", out, out.stat().st_size / 1e6)
+    return out
+
+
+def probe(
+    model_dir: str | Path, pairs: Sequence[tuple[str, str]], threads: int, device: str = "cpu"
+) -> dict[tuple[str, str], ProbeResult]:
+    """Measure each (runtime, format) on ``PROBE_TEXTS``: alone, in batches, and how far they differ.
+
+    Every text is run once alone and once inside padded batches of ``PROBE_BATCH`` neighbours;
+    ``max_diff`` is the largest probability difference between the two (0 up to float32 noise
+    for a batch-invariant pair).
+    """
+    from transformers import AutoTokenizer
+
+    from ja_ner.plan import pad_multiple_for
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    rows = tokenizer(list(PROBE_TEXTS))["input_ids"]
+    pad = tokenizer.pad_token_id
+    results = {}
+    for runtime, dtype in pairs:
+        plan = Plan(device, runtime, dtype, threads, pad_multiple_for(runtime, dtype, device), reason="probe")
+        forward = load(model_dir, plan)  # batched: what neighbours do to a row
+        forward(from_rows(rows[:2], pad, plan.pad_multiple))  # warm-up: first-call allocations and kernels
+        alone, singles = [], []
+        for row in rows:
+            t = time.perf_counter()
+            alone.append(forward(from_rows([row], pad, plan.pad_multiple))[0, : len(row)])
+            singles.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        diff = 0.0
+        for start in range(0, len(rows), PROBE_BATCH):
+            group = rows[start : start + PROBE_BATCH]
+            probs = forward(from_rows(group, pad, plan.pad_multiple))
+            for r, row in enumerate(group):
+                diff = max(diff, float(np.abs(probs[r, : len(row)] - alone[start + r]).max()))
+        results[(runtime, dtype)] = ProbeResult(
+            single_ms=round(statistics.median(singles) * 1000, 2),
+            singles_s=round(sum(singles), 4),
+            batch_s=round(time.perf_counter() - t, 4),
+            max_diff=diff,
+        )
+        log.info("probe %s/%s: %s", runtime, dtype, results[(runtime, dtype)])
+        del forward
+    return results

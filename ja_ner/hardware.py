@@ -10,11 +10,9 @@ The decisions are pure functions of a ``Hardware`` description, so tests simulat
 - **threads** per worker: the usable cores divided by the workers (1 with auto workers: more would
   oversubscribe the cores). The TorchServe handler knows the workers from model-config.yaml's
   ``minWorkers`` when an operator sets it, else assumes auto workers; in process it is 1 worker.
-- **dtype** (number format): on CUDA bfloat16 from capability 8.0, float16 from 7.0, else float32.
-  On CPU: bfloat16 where the CPU runs it natively (``amx_bf16`` or ``avx512_bf16``; emulated
-  bfloat16 is 4-12x slower than float32); else int8 (dynamic, head and embeddings in float) when
-  the model's recorded accuracy gate passed; else float32. A reduced format whose gate is
-  recorded as failed is never chosen; bfloat16 without a record is (its held-out F1 matched fp32).
+- **runtime and number format**: decided by ``ja_ner.plan`` from these facts (``native_bf16``,
+  the CUDA capability, ``gates_of``) and a probe measured on this machine; ``python -m
+  ja_ner.hardware`` prints what it resolves to here, with the probe's figures.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMATS = ("float32", "bfloat16", "float16", "int8")
 # RAM one CPU worker may take: the soak measured 0.5-1.4 GB of RSS per worker (model, tokenizer,
 # MeCab dictionary, allocator arenas); workers are capped so they fit in RAM with this each.
 WORKER_MEMORY_GIB = 2.0
@@ -146,56 +143,6 @@ def native_bf16(hw: Hardware) -> list[str]:
     return sorted(f for f in NATIVE_BF16_FLAGS if f in hw.cpu_flags)
 
 
-def _fast_formats(hw: Hardware, gates: Mapping[str, bool], device: str) -> list[Choice]:
-    """Reduced number formats this machine runs fast and the model's gates allow, best first.
-
-    A format missing from ``gates`` was not measured: bfloat16 and float16 are allowed then (their
-    held-out F1 matched fp32), int8 is not.
-    """
-    if device.startswith("cuda"):
-        cap = hw.cuda_capability or (0, 0)
-        where = f"CUDA capability {cap[0]}.{cap[1]}"
-        fast = []
-        if cap >= (8, 0) and gates.get("bfloat16", True):
-            fast.append(Choice("bfloat16", f"{where} runs bfloat16 natively"))
-        if cap >= (7, 0) and gates.get("float16", True):
-            fast.append(Choice("float16", f"{where}: float16 tensor cores"))
-        return fast
-    fast = []
-    native = native_bf16(hw)
-    if native and gates.get("bfloat16", True):
-        fast.append(Choice("bfloat16", f"CPU runs bfloat16 natively ({' '.join(native)})"))
-    if gates.get("int8"):
-        fast.append(Choice("int8", "the model's int8 accuracy gate passed (int8 attention, the rest float)"))
-    return fast
-
-
-def dtype(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> Choice:
-    """The number format of the forward pass: the best of ``_fast_formats``, else float32.
-
-    Args:
-        gates: format -> whether its recorded accuracy gate passed (``gates_of``); a format
-            missing here was not measured.
-    """
-    fast = _fast_formats(hw, gates, device)
-    if fast:
-        return fast[0]
-    if device.startswith("cuda"):
-        cap = hw.cuda_capability or (0, 0)
-        return Choice("float32", f"CUDA capability {cap[0]}.{cap[1]}: no fast half precision")
-    why = "its int8 gate failed" if gates.get("int8") is False else "no int8 gate is recorded for it"
-    return Choice("float32", f"no native bfloat16 on this CPU and the model's {why}")
-
-
-def candidate_formats(hw: Hardware, gates: Mapping[str, bool], device: str = "cpu") -> tuple[str, ...]:
-    """Every number format this machine runs natively whose accuracy gate allows it (the bench ceiling tries them).
-
-    float32 always, then ``_fast_formats``: bfloat16 where native (CPU flags, CUDA capability 8.0+)
-    unless its gate failed; float16 on CUDA 7.0+ unless its gate failed; int8 on CPU only with a passed gate.
-    """
-    return ("float32", *(str(c.value) for c in _fast_formats(hw, gates, device)))
-
-
 def gates_of(model_config: Mapping[str, object]) -> dict[str, bool]:
     """Format -> passed, from a model's config.json ``ner_format_gates`` (written by ``bench.parity --record``)."""
     raw = model_config.get("ner_format_gates") or {}
@@ -208,18 +155,31 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     """What ``auto`` resolves to for a model on this machine, or on a simulated one (printed and returned).
 
     python -m ja_ner.hardware [--model DIR] [--cores N] [--flags "avx2 ..."] [--gpus N --capability 8.0]
+                              [--workers N] [--probe]
+
+    ``--probe`` measures every allowed runtime/format pair here (speed alone and in a batch, and
+    whether the batch moves a text's answer) and prints the table the plan chooses from.
     """
     import argparse
     import json
+    import logging
+    from dataclasses import replace
 
-    parser = argparse.ArgumentParser(description="what auto resolves to (workers, threads, dtype) and why")
+    from ja_ner import plan as planning
+    from ja_ner.settings import Settings
+
+    parser = argparse.ArgumentParser(description="what auto resolves to (workers, threads, runtime, dtype) and why")
     parser.add_argument("--model", type=Path, default=Path("models/ja-ner-small"), help="its config.json gates")
     parser.add_argument("--cores", type=int, help="simulate this many usable cores")
     parser.add_argument("--flags", help="simulate these /proc/cpuinfo flags (space-separated)")
     parser.add_argument("--gpus", type=int, help="simulate this many GPUs")
     parser.add_argument("--capability", help="simulated CUDA capability, e.g. 8.0")
     parser.add_argument("--memory", type=float, help="simulate this much RAM (GiB)")
+    parser.add_argument("--workers", type=int, help="workers sharing the cores (default: the auto rule)")
+    parser.add_argument("--probe", action="store_true", help="measure each allowed pair here and resolve the plan")
+    parser.add_argument("--onnx", action="store_true", help="count ONNX Runtime as available (a graph is exported)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
     hw = detect()
     major, _, minor = (args.capability or "").partition(".")
     hw = Hardware(
@@ -233,15 +193,31 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     gates = gates_of(json.loads(config_path.read_text())) if config_path.is_file() else {}
     device = "cuda:0" if hw.gpus else "cpu"
     w = workers(hw)
-    chosen = {"machine": hw.describe(), "gates": str(gates)}
-    for name, choice in (
-        ("workers", w),
-        ("threads", threads(hw, int(w.value), device)),
-        ("dtype", dtype(hw, gates, device)),
-    ):
-        chosen[name] = f"{choice.value}: {choice.reason}"
+    n_workers = args.workers or int(w.value)
+    t = threads(hw, n_workers, device)
+    onnx = args.onnx or (device == "cpu" and planning.onnx_available(args.model))
+    pairs = planning.candidates(hw, gates, device, onnx=onnx)
+    chosen = {
+        "machine": hw.describe(),
+        "gates": str(gates),
+        "workers": f"{w.value}: {w.reason}",
+        "threads": f"{t.value}: {t.reason}",
+        "candidates": ", ".join(f"{r}/{d} ({why})" for (r, d), why in pairs),
+    }
+    if args.probe:
+        measured = planning.cached_probe(args.model, [p for p, _ in pairs], 1, device, hw)
+        for (r, d), m in measured.items():
+            chosen[f"probe {r}/{d}"] = (
+                f"{m.describe(len(planning.PROBE_TEXTS), rowwise=False)}; "
+                f"pass {m.seconds(False):.2f} s batched, {m.seconds(True):.2f} s row by row"
+            )
+        settings = replace(Settings(), device=device)
+        plan = planning.resolve(
+            settings, args.model, workers=n_workers, workers_why="workers", hw=hw, measure=lambda *a: measured
+        )
+        chosen["plan"] = plan.describe()
     for key, value in chosen.items():
-        print(f"{key:8} {value}")
+        print(f"{key:10} {value}")
     return chosen
 
 

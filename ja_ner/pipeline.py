@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoTokenizer
 
-from ja_ner import aggregate, batch, encode, normalise, segment
+from ja_ner import aggregate, batch, encode, forward, normalise, segment
+from ja_ner import plan as planning
 from ja_ner.errors import ConfigError, InputTooLarge, Internal, InvalidInput, NerError
-from ja_ner.forward import Forward
 from ja_ner.labels import LabelCodec
 from ja_ner.options import Aggregation
 from ja_ner.settings import Settings
@@ -61,29 +61,41 @@ class _Prepared:
 class Pipeline:
     """A loaded model plus everything needed to answer documents."""
 
-    def __init__(self, model_dir: str | Path, settings: Settings) -> None:
+    def __init__(self, model_dir: str | Path, settings: Settings, plan: planning.Plan | None = None) -> None:
         self.settings = settings
         self.model_dir = Path(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)  # never the hub
         if not self.tokenizer.is_fast:
             raise ConfigError(f"{self.model_dir}: a fast tokenizer (tokenizer.json) is required for character offsets")
-        self.forward = Forward(model_dir, device=settings.device, dtype=settings.dtype, threads=settings.threads)
-        self.codec = LabelCodec.from_id2label(self.forward.id2label)
+        if plan is None:  # in process: this process alone on the machine
+            plan = planning.resolve(settings, self.model_dir)
+            log.info("plan: %s", plan.describe())
+        self.plan = plan
+        self.forward = forward.load(self.model_dir, plan)
+        config = forward.model_config(self.model_dir)
+        self.id2label = {int(k): v for k, v in config.id2label.items()}
+        self.codec = LabelCodec.from_id2label(self.id2label)
         self.special = batch.SpecialIds(
             self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
         )
         self.words = WordSplitter()
         # A model folder may carry its own calibrated threshold (config.json "ner_min_score").
-        calibrated = float(getattr(self.forward.model.config, "ner_min_score", 0.0) or 0.0)
+        calibrated = float(getattr(config, "ner_min_score", 0.0) or 0.0)
         self.min_score = calibrated if settings.min_score is None else settings.min_score
-        model_max = getattr(self.forward.model.config, "max_position_embeddings", 512) - 2
+        model_max = getattr(config, "max_position_embeddings", 512) - 2
         self.window_tokens = min(settings.max_tokens, model_max) - 2
         self.max_length = self.window_tokens + 2  # a window with [cls] and [sep]: micro-batches pad no further
 
     @classmethod
-    def load(cls, model_dir: str | Path, settings: Settings | None = None) -> Pipeline:
-        """Load tokenizer and model from a plain local directory (never the network)."""
-        return cls(model_dir, settings or Settings())
+    def load(
+        cls, model_dir: str | Path, settings: Settings | None = None, plan: planning.Plan | None = None
+    ) -> Pipeline:
+        """Load tokenizer and model from a plain local directory (never the network).
+
+        ``plan``: what an adapter resolved for its workers (``ja_ner.plan.resolve``); default: resolved
+        here for one process alone on the machine.
+        """
+        return cls(model_dir, settings or Settings(), plan)
 
     def predict(self, docs: Sequence[Document]) -> list[Outcome]:
         """Answer every document, in order; a bad document yields its error, not an exception."""
@@ -138,7 +150,11 @@ class Pipeline:
         # The first window runs alone so the first message comes early; the rest run in
         # micro-batches of consecutive windows to keep the throughput of a plain request.
         rest = batch.plan(
-            windows[1:], token_budget=self.settings.token_budget, keep_order=True, max_length=self.max_length
+            windows[1:],
+            token_budget=self.settings.token_budget,
+            keep_order=True,
+            max_length=self.max_length,
+            pad_multiple=self.plan.pad_multiple,
         )
         for group in [windows[:1], *rest] if windows else []:
             try:
@@ -177,7 +193,13 @@ class Pipeline:
     ) -> list[np.ndarray]:
         """Forward every window in token-budget micro-batches; per-document [tokens, labels] probs."""
         out = [np.zeros((len(tok), len(self.codec.tags)), dtype=np.float32) for tok in tokens]
-        for group in batch.plan(windows, token_budget=self.settings.token_budget, max_length=self.max_length):
+        groups = batch.plan(
+            windows,
+            token_budget=self.settings.token_budget,
+            max_length=self.max_length,
+            pad_multiple=self.plan.pad_multiple,
+        )
+        for group in groups:
             t = time.perf_counter()
             self._run_into(group, tokens, out)
             times.add("forward", t)
@@ -185,7 +207,7 @@ class Pipeline:
         return out
 
     def _run_into(self, group: list[segment.Window], tokens: list[encode.TokenisedText], out: list[np.ndarray]) -> None:
-        assembled = batch.assemble(group, tokens, self.special, self.max_length)
+        assembled = batch.assemble(group, tokens, self.special, self.max_length, self.plan.pad_multiple)
         probs = self.forward(assembled)
         for row, w in enumerate(group):
             # row position 0 is [cls]; window token j sits at position j - w.start + 1
@@ -235,5 +257,5 @@ class Pipeline:
         for piece, i in zip(pieces, indices, strict=True):
             label = int(probs[i].argmax())
             start, end = normalise.to_original_span(p.norm, *tokens.offsets[i])
-            info.append(TokenInfo(piece, start, end, self.forward.id2label[label], round(float(probs[i, label]), 4)))
+            info.append(TokenInfo(piece, start, end, self.id2label[label], round(float(probs[i, label]), 4)))
         return tuple(info)

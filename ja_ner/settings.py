@@ -8,8 +8,10 @@ from functools import cached_property
 from typing import Any, get_type_hints
 
 from ja_ner.errors import ConfigError
+from ja_ner.plan import FORMATS, RUNTIMES
 
-DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
+DTYPES = ("auto", *FORMATS)
+RUNTIME_CHOICES = ("auto", *RUNTIMES)
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -43,8 +45,10 @@ class Settings:
     max_request_chars: int = 100_000  # all texts of one request together (code points) -> 413
     max_batch_chars: int = 200_000  # all requests of one server batch together; those beyond -> 503 Busy
     token_budget: int = 4096  # padded tokens per forward micro-batch
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | int8 (auto: ja_ner.hardware decides)
-    threads: int = 0  # torch intra-op threads on CPU; 0 ("auto" in YAML): from the cores (ja_ner.hardware)
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | int8 (auto: ja_ner.plan decides)
+    runtime: str = "auto"  # auto | torch | onnxruntime (auto: ja_ner.plan decides, by a probe)
+    batch_invariant: bool = True  # auto never picks a pair whose answers depend on batch neighbours
+    threads: int = 0  # intra-op threads on CPU; 0 ("auto" in YAML): from the cores and workers (ja_ner.plan)
     device: str = "cpu"  # "cpu" or "cuda:N": the runtime decides (never a config key, see from_mapping)
     word_edges: bool = True  # entity edges follow the analyser's words (ja_ner.edges)
     news_edges: bool = True  # split titles/countries/affixes news writes against a name (ja_ner.edges)
@@ -66,6 +70,8 @@ class Settings:
             raise ConfigError(f"setting 'threads' must be 0 (auto: from the cores) or more, got {self.threads}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"setting 'dtype' must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.runtime not in RUNTIME_CHOICES:
+            raise ConfigError(f"setting 'runtime' must be one of {', '.join(RUNTIME_CHOICES)}, got {self.runtime!r}")
         if not _DEVICE.match(self.device):
             raise ConfigError(f"setting 'device' must be 'cpu' or 'cuda:N', got {self.device!r}")
         if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from ja_ner import plan as planning
 from ja_ner.errors import InvalidInput, NerError
 from ja_ner.pipeline import Pipeline, StageTimes
 from ja_ner.request import ParsedRequest, parse_request, render_response
@@ -67,6 +68,17 @@ def settings_from_parameters(parameters: dict[str, str], *, kind: str, device_id
     values = {k: v for k, v in parameters.items() if k not in ADAPTER_PARAMETERS}
     settings = Settings.from_mapping(values)
     return replace(settings, device=f"cuda:{device_id}" if kind == "GPU" else "cpu")
+
+
+def instance_count(model_config: dict[str, Any], kind: str) -> int:
+    """Instances of this model of ``kind`` (CPU/GPU) in ``config.pbtxt``'s instance groups (at least 1).
+
+    They share the machine's cores, so the plan gives each ``cores / instances`` threads.
+    """
+    wanted = f"KIND_{kind}"
+    groups = model_config.get("instance_group") or []
+    total = sum(int(g.get("count", 1)) for g in groups if str(g.get("kind", "KIND_CPU")) == wanted)
+    return max(1, total)
 
 
 def _rows(request: Any, name: str) -> list[bytes] | None:
@@ -160,7 +172,12 @@ class TritonPythonModel:
             "model": args["model_name"],
             "model_version": parameters.get("model_version_label") or args["model_version"],
         }
-        self.pipeline = Pipeline.load(model_dir, self.settings)
+        instances = instance_count(config, args["model_instance_kind"])
+        plan = planning.resolve(
+            self.settings, model_dir, workers=instances, workers_why="Triton instances of this kind"
+        )
+        log.info("plan: %s", plan.describe())
+        self.pipeline = Pipeline.load(model_dir, self.settings, plan)
         self.metrics = StageMetrics(
             {"model": args["model_name"], "version": args["model_version"]}, self.pipeline.codec.types
         )

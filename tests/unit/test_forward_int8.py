@@ -49,4 +49,4 @@ def test_int8_quantises_attention_only(pipelines):
     floats = {n for n, m in model.named_modules() if type(m) is torch.nn.Linear}
     assert quantised and all(".attention." in n for n in quantised)
     assert "classifier" in floats and any(n.endswith("intermediate.dense") for n in floats)
-    assert pipelines["int8"].forward.format == "int8"
+    assert pipelines["int8"].plan.dtype == "int8"

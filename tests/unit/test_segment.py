@@ -1,5 +1,7 @@
 """Windows: sentence boundaries first, overlapping token windows for long sentences."""
 
+import pytest
+
 from ja_ner.encode import encode
 from ja_ner.segment import segment, sentence_ends
 
@@ -107,21 +109,24 @@ def test_issue13_one_pass_matches_the_rescan(xlmr_tokenizer):
         assert _owned(windows) == list(range(len(tokens)))
 
 
-def test_micro_batches_pad_to_a_multiple_of_16_within_the_window(xlmr_tokenizer):
-    from ja_ner.batch import PAD_MULTIPLE, SpecialIds, assemble, padded_length, plan
+@pytest.mark.parametrize("multiple", [1, 16])
+def test_micro_batches_pad_to_the_plans_multiple_within_the_window(xlmr_tokenizer, multiple):
+    from ja_ner.batch import SpecialIds, assemble, padded_length, plan
 
-    assert [padded_length(n) for n in (1, 16, 17, 33)] == [16, 16, 32, 48]
-    assert padded_length(250, max_length=256) == 256 and padded_length(250, max_length=252) == 252
-    assert padded_length(300, max_length=256) == 300  # never below the longest window
+    assert [padded_length(n, pad_multiple=16) for n in (1, 16, 17, 33)] == [16, 16, 32, 48]
+    assert [padded_length(n) for n in (1, 16, 17, 33)] == [1, 16, 17, 33]  # 1: no rounding
+    assert padded_length(250, 256, 16) == 256 and padded_length(250, 252, 16) == 252
+    assert padded_length(300, 256, 16) == 300  # never below the longest window
     text = "東京都に住む。" * 40
     tokens = encode([text], xlmr_tokenizer)
     windows = segment(0, tokens[0], text, max_tokens=40, overlap=10)
     window = 40 + 2  # the pipeline caps padding at its window, specials included
-    groups = plan(windows, token_budget=100, max_length=window)
-    assert all(len(g) * padded_length(max(len(w) for w in g) + 2, window) <= 100 or len(g) == 1 for g in groups)
+    groups = plan(windows, token_budget=100, max_length=window, pad_multiple=multiple)
+    padded = [padded_length(max(len(w) for w in g) + 2, window, multiple) for g in groups]
+    assert all(len(g) * n <= 100 or len(g) == 1 for g, n in zip(groups, padded, strict=True))
     ids = SpecialIds(cls=0, sep=2, pad=1)
     for g in groups:
-        b = assemble(g, tokens, ids, max_length=window)
+        b = assemble(g, tokens, ids, max_length=window, pad_multiple=multiple)
         longest = max(len(w) for w in g) + 2
-        assert b.input_ids.shape[1] == min(-(-longest // PAD_MULTIPLE) * PAD_MULTIPLE, window)
+        assert b.input_ids.shape[1] == min(-(-longest // multiple) * multiple, window)
         assert b.attention_mask.sum(axis=1).tolist() == [len(w) + 2 for w in g]  # padding is masked
