@@ -4,8 +4,9 @@
 
 The archive holds the entry module (``entry.py``, the manifest's handler), the adapter package
 (``handler/``: handler.py, streaming.py), the core package, model-config.yaml and, under ``model/``,
-the weights as safetensors, the config and every tokenizer file, so the worker never touches the
-network. A hub id is fetched once, here, with huggingface_hub.
+the weights as safetensors, the config, every tokenizer file and the ONNX graph ONNX Runtime serves
+(``model.onnx``, exported here, never on the request path; ``--no-onnx`` leaves it out), so the
+worker never touches the network. A hub id is fetched once, here, with huggingface_hub.
 
 ``build_mar`` is the one way tests, the benchmark and tools archive a model with model-config.yaml
 settings changed.
@@ -61,8 +62,11 @@ def resolve_model(source: str, cache_dir: str | None = None) -> Path:
     return Path(snapshot_download(repo_id=source, allow_patterns=patterns, cache_dir=cache_dir))
 
 
-def stage_model(source: Path, target: Path) -> None:
+def stage_model(source: Path, target: Path, *, onnx: bool = True) -> None:
     """Write weights as safetensors plus config and tokenizer files into ``target``.
+
+    With ``onnx`` the graph ONNX Runtime serves (``ja_ner.forward.export_onnx``, float32) is
+    written beside them as ``model.onnx``, exported once per model content (cached).
 
     Raises:
         SystemExit: the folder is not a token-classification model with a fast tokenizer.
@@ -82,10 +86,23 @@ def stage_model(source: Path, target: Path) -> None:
         shutil.copy2(source / name, target / name)
     if "tokenizer.json" not in copied:
         tokenizer.save_pretrained(target)  # the fast tokenizer was converted from slow files
+    if onnx:
+        add_onnx(target)
     log.info("staged %s (%s) with %s", source, model.config.model_type, ", ".join(copied))
 
 
-def build(model: str, name: str, version: str, export_path: Path, config: Path) -> Path:
+def add_onnx(model_dir: Path) -> Path:
+    """Put the model's ONNX graph (exported once per model content, cached) into ``model_dir``."""
+    from ja_ner.forward import cached_onnx
+    from ja_ner.plan import ONNX_FILE
+
+    graph = cached_onnx(model_dir)
+    shutil.copy2(graph, model_dir / ONNX_FILE)
+    log.info("added %s (%.0f MB)", ONNX_FILE, graph.stat().st_size / 1e6)
+    return model_dir / ONNX_FILE
+
+
+def build(model: str, name: str, version: str, export_path: Path, config: Path, *, onnx: bool = True) -> Path:
     """Stage code and model, run torch-model-archiver; returns the .mar path."""
     source = resolve_model(model)
     export_path.mkdir(parents=True, exist_ok=True)
@@ -98,7 +115,7 @@ def build(model: str, name: str, version: str, export_path: Path, config: Path) 
         (stage / "handler").mkdir()
         for file in ADAPTER_FILES:
             shutil.copy2(REPO / "handler" / file, stage / "handler" / file)
-        stage_model(source, stage / "model")
+        stage_model(source, stage / "model", onnx=onnx)
         cmd = [
             str(Path(sys.executable).parent / "torch-model-archiver"),
             "--model-name", name, "--version", version,
@@ -146,9 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", default="1.0")
     parser.add_argument("--export-path", type=Path, default=REPO / "model_store")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX graph (torch only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    mar = build(args.model, args.name, args.version, args.export_path, args.config)
+    mar = build(args.model, args.name, args.version, args.export_path, args.config, onnx=not args.no_onnx)
     log.info("wrote %s (%.1f MB)", mar, mar.stat().st_size / 1e6)
 
 

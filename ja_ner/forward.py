@@ -198,6 +198,39 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None) -> Path:
     return out
 
 
+def cached_onnx(model_dir: str | Path) -> Path:
+    """The model's ONNX graph, exported once per model content into the cache folder (file-locked)."""
+    import fcntl
+
+    from ja_ner.plan import cache_dir, model_key
+
+    folder = cache_dir()
+    path = folder / f"onnx-{model_key(Path(model_dir))}.onnx"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.is_file():
+            tmp = path.with_suffix(".tmp")
+            export_onnx(model_dir, tmp)
+            tmp.replace(path)
+    return path
+
+
+def linked_with_onnx(model_dir: str | Path, target: str | Path) -> Path:
+    """``target``: a new folder of links to ``model_dir``'s files, plus its ONNX graph (``cached_onnx``).
+
+    For serving a model folder through ONNX Runtime without writing into it (Triton's repository,
+    ``bench.parity``); returns ``target``.
+    """
+    model_dir, target = Path(model_dir).resolve(), Path(target)
+    target.mkdir(parents=True)
+    for item in model_dir.iterdir():
+        if not item.name.startswith("."):
+            (target / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    if not (target / ONNX_FILE).exists():
+        (target / ONNX_FILE).symlink_to(cached_onnx(model_dir))
+    return target
+
+
 def probe(
     model_dir: str | Path, pairs: Sequence[tuple[str, str]], threads: int, device: str = "cpu"
 ) -> dict[tuple[str, str], ProbeResult]:

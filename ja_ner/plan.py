@@ -26,7 +26,8 @@ of runtime and format is allowed, a short probe measured on this machine (``ja_n
 
 Probe results are cached on disk per machine, model, thread count and candidate set (a file lock
 makes the workers of one server share one measurement, so they all serve the same pair);
-``JA_NER_PROBE_CACHE`` names the folder (default ``~/.cache/ja-ner``, else the temp folder).
+``JA_NER_CACHE`` names the folder (default ``~/.cache/ja-ner``, else the temp folder); the probe
+always runs at one thread, so every entry point on a machine reads the same measurement.
 """
 
 from __future__ import annotations
@@ -305,8 +306,11 @@ def _config(model_dir: Path) -> dict:
 
 
 def cache_dir() -> Path:
-    """Where probe results are kept: ``JA_NER_PROBE_CACHE``, else ~/.cache/ja-ner, else the temp folder."""
-    named = os.environ.get("JA_NER_PROBE_CACHE")
+    """Where probe results and exported graphs are kept.
+
+    ``JA_NER_CACHE``, else ~/.cache/ja-ner, else the temp folder: the first that is writable.
+    """
+    named = os.environ.get("JA_NER_CACHE")
     for folder in (
         [Path(named)] if named else [Path.home() / ".cache" / "ja-ner", Path(tempfile.gettempdir()) / "ja-ner"]
     ):
@@ -316,19 +320,33 @@ def cache_dir() -> Path:
                 return folder
         except OSError:
             continue
-    raise ConfigError("no writable folder for the probe cache; set JA_NER_PROBE_CACHE")
+    raise ConfigError("no writable folder for the probe cache; set JA_NER_CACHE")
+
+
+def model_key(model_dir: Path) -> str:
+    """A digest of a model's content: config.json, and the size, head and tail of each weights file.
+
+    Content, not paths or times: the copy TorchServe unpacks for each worker has the same key.
+    """
+    digest = hashlib.sha256()
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin", ONNX_FILE):
+        path = model_dir / name
+        if not path.is_file():
+            continue
+        size = path.stat().st_size
+        digest.update(f"{name}:{size}".encode())
+        with open(path, "rb") as f:
+            digest.update(f.read(1 << 20))
+            f.seek(max(0, size - (1 << 20)))
+            digest.update(f.read())
+    return digest.hexdigest()[:20]
 
 
 def probe_key(
     model_dir: Path, pairs: Sequence[tuple[str, str]], threads: int, device: str, hw: hardware.Hardware
 ) -> str:
     """What a probe result depends on: the model files, the pairs, threads, device and CPU."""
-    digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors", ONNX_FILE):
-        path = model_dir / name
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    digest = hashlib.sha256(model_key(model_dir).encode())
     digest.update(json.dumps([PROBE_VERSION, sorted(pairs), threads, device, sorted(hw.cpu_flags), hw.cores]).encode())
     return digest.hexdigest()[:20]
 

@@ -5,7 +5,7 @@ Layout written (``NAME`` = ``ja_ner``, ``V`` = ``--version``)::
     OUT/NAME/config.pbtxt        rendered from deploy/triton/config.pbtxt.in
     OUT/NAME/V/model.py          deploy/triton/model.py (the adapter)
     OUT/NAME/V/ja_ner/           a copy of the core package (the stub puts V/ on sys.path)
-    OUT/NAME/V/model/            the model directory: a symlink, or a copy with --copy-model
+    OUT/NAME/V/model/            the model: links to its files (a copy with --copy-model), and model.onnx
 
 Each version directory is self-contained, so a new model version is a new ``V`` next to the old one
 (``--keep-versions``); Triton's ``version_policy`` serves the latest. Usage (from the repository root)::
@@ -26,6 +26,7 @@ from string import Template
 
 import ja_ner
 from ja_ner.errors import NerError
+from ja_ner.plan import ONNX_FILE
 from ja_ner.settings import Settings
 
 LOG = logging.getLogger("deploy.triton.build_repo")
@@ -108,6 +109,7 @@ def build_repo(
     version: int = 1,
     copy_model: bool = False,
     keep_versions: bool = False,
+    onnx: bool = True,
 ) -> Path:
     """Write (or rewrite) ``out/spec.name`` and return the model's directory in the repository.
 
@@ -117,6 +119,7 @@ def build_repo(
         version: the Triton version directory to write (an integer >= 1).
         copy_model: copy the model files instead of symlinking to ``model`` (for images/volumes).
         keep_versions: keep other version directories already there (rolling a new version).
+        onnx: put the model's ONNX graph beside it (``ja_ner.forward.cached_onnx``), for ONNX Runtime.
 
     Raises:
         FileNotFoundError: ``model`` is not a model directory.
@@ -142,6 +145,14 @@ def build_repo(
     target = version_dir / spec.model_dir
     if copy_model:
         shutil.copytree(model, target, ignore=shutil.ignore_patterns(".*"))
+        if onnx and not (target / ONNX_FILE).exists():
+            from ja_ner.forward import cached_onnx  # torch only when a graph is exported
+
+            shutil.copy2(cached_onnx(model), target / ONNX_FILE)
+    elif onnx:  # links to the model's files, so the exported graph can sit beside them
+        from ja_ner.forward import linked_with_onnx
+
+        linked_with_onnx(model, target)
     else:
         target.symlink_to(model, target_is_directory=True)
     (model_root / "config.pbtxt").write_text(render_config(spec), encoding="utf-8")

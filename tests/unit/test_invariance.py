@@ -30,7 +30,7 @@ def texts() -> list[str]:
 @pytest.fixture(scope="module", autouse=True)
 def _probe_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JA_NER_PROBE_CACHE", str(tmp_path_factory.mktemp("probe")))
+        patch.setenv("JA_NER_CACHE", str(tmp_path_factory.mktemp("probe")))
         yield
 
 

@@ -71,7 +71,7 @@ def _measure(table: dict):
 
 @pytest.fixture(autouse=True)
 def _probe_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("JA_NER_PROBE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("JA_NER_CACHE", str(tmp_path / "cache"))
 
 
 def test_the_fastest_invariant_pair_is_picked_and_padding_follows_it(tmp_path):
