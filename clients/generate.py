@@ -126,7 +126,8 @@ def ts_client(out: Path = OUT / "ts") -> Generated:
     if not installed.is_file() or installed.read_text() != lock_key:
         npm = _npm(out, "ci", "--no-audit", "--no-fund", "--loglevel=error")
         if npm.returncode != 0:
-            raise ToolMissing(f"npm ci failed in {out}: {(npm.stderr or npm.stdout).strip()[-800:]}")
+            said = [line for line in (npm.stderr or npm.stdout).splitlines() if line.strip() and " at " not in line]
+            raise ToolMissing(f"npm ci failed in {out} (is the npm registry reachable?): {' / '.join(said[:4])}")
         installed.write_text(lock_key)
     bin_dir = out / "node_modules" / ".bin"
     gen = subprocess.run(
