@@ -1,0 +1,1 @@
+"""Clients generated from docs/openapi.yaml (make clients); see clients/generate.py."""
