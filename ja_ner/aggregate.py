@@ -5,8 +5,9 @@ Policies, stated once:
 - ``simple``: each token is a unit. ``first``/``average``/``max``: each word from the
   morphological analyser is a unit whose probabilities are those of its first token, the mean
   over its tokens, or those of its most confident token. A token belongs to every word it overlaps.
-- Decoding ``group`` (setting ``decoding``): units are grouped by the label codec. IO joins consecutive units of one type (touching
-  entities of one type merge: an IO limit; a type change is the only edge IO has). BIO/BIOES
+- Decoding ``group`` (setting ``decoding``): units are grouped by the label codec. IO joins
+  consecutive units of one type (touching entities of one type merge: an IO limit; a type change
+  is the only edge IO has). BIO/BIOES
   run an entity from a B/S (or from an I without a B) through every following I/E, whatever
   their types, until O, the next B/S or an E; the entity takes the type with the largest
   probability summed over its units. A small model often wavers between types inside one
