@@ -165,7 +165,7 @@ def aggregate(
     keep_function_words: frozenset[str] = frozenset(),
     news_edges: bool = False,
     min_score: float = 0.0,
-    decoding: Decoding = Decoding.GROUP,
+    decoding: Decoding = Decoding.VITERBI,
 ) -> list[Span]:
     """Entities of one document, sorted by start and non-overlapping.
 
@@ -179,7 +179,8 @@ def aggregate(
         news_edges: split titles, one-character countries and affixes off names (``edges.news_neighbours``);
             needs ``word_edges``.
         min_score: entities scoring below are dropped (before they can clip a neighbour).
-        decoding: ``group`` (argmax runs, type voted) or ``viterbi`` (the best legal label path).
+        decoding: ``viterbi`` (the best legal label path; the served default, setting ``decoding``) or
+            ``group`` (argmax runs, type voted).
     """
     units = _units(offsets, probs, strategy, words)
     decoded = _viterbi(units, codec) if decoding is Decoding.VITERBI else _group(units, codec)

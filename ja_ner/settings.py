@@ -52,7 +52,7 @@ class Settings:
     news_edges: bool = True  # split titles/countries/affixes news writes against a name (ja_ner.edges)
     keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
     min_score: float | None = None  # drop entities scoring below; None: the model's calibrated ner_min_score
-    decoding: str = "group"  # group | viterbi: how token probabilities become entities (ja_ner.aggregate)
+    decoding: str = "viterbi"  # viterbi | group: how token probabilities become entities (ja_ner.aggregate)
 
     def __post_init__(self) -> None:
         for f in fields(self):
