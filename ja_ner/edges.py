@@ -93,7 +93,8 @@ def _name_like(word_text: str, proper: bool) -> bool:
 
 
 def news_neighbours(entity_type: str, start: int, end: int, text: str, words: Words) -> list[tuple[str, int, int]]:
-    """Split titles, country characters and affixes that news text writes against a name.
+    """Split titles, country characters and affixes that news text writes against a name, and a rank,
+    occupation or honorific after a person's name (by its parts of speech, ``_role_start``).
 
     Returns the pieces as ``(type, start, end)`` in order: the name itself (the caller's type, or
     ``PER`` after a person's title) and,
