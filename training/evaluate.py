@@ -8,9 +8,9 @@ Scores are exact (start, end, type) matches on character spans, micro-averaged a
 ``training.metrics`` (no seqeval). Engines:
 
 - ``pipeline`` (default): ``ja_ner.pipeline.Pipeline`` in process, as the handler runs it;
-- ``inprocess``: the training loop's raw decoding (argmax, lenient IOB2, no type voting, no word edges,
-  no score threshold), independent of the core: the pipeline's score minus this one is what serving-side
-  decoding adds;
+- ``inprocess``: the training loop's raw decoding (argmax read by the core's label codec, lenient, no
+  Viterbi, no type voting, no word edges, no score threshold), beside the pipeline rather than through
+  it: the pipeline's score minus this one is what serving-side decoding adds;
 - ``--url http://127.0.0.1:8080``: POST /predictions/ja_ner with ``{"texts": [...]}`` in chunks.
 
 ``--compare`` runs the pipeline AND the URL (or the in-process decoder when no URL is given) and counts
@@ -95,7 +95,7 @@ def predictor_of(pipe: object) -> Predictor:
 
 
 def inprocess_predictor(model_dir: Path, *, threads: int = 0) -> Predictor:
-    """Predict with the training loop's decoder (independent of ``ja_ner``)."""
+    """Predict with the training loop's decoder (``training.checkpoint.predict_spans``, not the pipeline)."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
