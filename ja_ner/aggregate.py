@@ -5,12 +5,17 @@ Policies, stated once:
 - ``simple``: each token is a unit. ``first``/``average``/``max``: each word from the
   morphological analyser is a unit whose probabilities are those of its first token, the mean
   over its tokens, or those of its most confident token. A token belongs to every word it overlaps.
-- Units are grouped by the label codec. IO joins consecutive units of one type (touching
-  entities of one type merge: an IO limit; a type change is the only edge IO has). BIO/BIOES
+- Decoding ``group`` (setting ``decoding``): units are grouped by the label codec. IO joins
+  consecutive units of one type (touching entities of one type merge: an IO limit; a type change
+  is the only edge IO has). BIO/BIOES
   run an entity from a B/S (or from an I without a B) through every following I/E, whatever
   their types, until O, the next B/S or an E; the entity takes the type with the largest
   probability summed over its units. A small model often wavers between types inside one
   name (ミ|ャ|ンマー as PER, LOC, PER); voting keeps the name whole (+2 F1 points on dev).
+- Decoding ``viterbi``: the units take the most probable label path the scheme allows
+  (``LabelCodec.viterbi``: no I-T after O or after another type), read into entities by
+  ``LabelCodec.runs``; an entity's type is its B's. An IO model has no illegal path: both decodings
+  give the same entities.
 - The score of an entity is the mean, over its units, of the probability of its type
   (B-, I-, E- and S- of that type together).
 - With words given and ``word_edges`` on, edges move onto word boundaries (see ``edges``); with
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ja_ner import edges
-from ja_ner.labels import LabelCodec, Scheme, Tag
+from ja_ner.labels import Decoding, LabelCodec, Scheme, Tag
 from ja_ner.options import Aggregation
 from ja_ner.words import Words
 
@@ -102,6 +107,18 @@ def _group(units: list[tuple[int, int, np.ndarray]], codec: LabelCodec) -> list[
     return [_decide(run, codec) for run in runs]
 
 
+def _viterbi(units: list[tuple[int, int, np.ndarray]], codec: LabelCodec) -> list[Span]:
+    if not units:
+        return []
+    probs = np.stack([vec for _, _, vec in units])
+    masses = probs @ codec.type_matrix  # [units, types]
+    spans = []
+    for first, stop, kind in codec.runs(codec.viterbi(probs)):
+        score = float(masses[first:stop, codec.types.index(kind)].mean())
+        spans.append(Span(kind, units[first][0], units[stop - 1][1], score))
+    return spans
+
+
 def _continues(run: _Open, tag: Tag, scheme: Scheme) -> bool:
     # IO has no B: a type change is its only edge. BIO/BIOES: any I/E continues, its type is voted on.
     if scheme is Scheme.IO:
@@ -148,6 +165,7 @@ def aggregate(
     keep_function_words: frozenset[str] = frozenset(),
     news_edges: bool = False,
     min_score: float = 0.0,
+    decoding: Decoding = Decoding.VITERBI,
 ) -> list[Span]:
     """Entities of one document, sorted by start and non-overlapping.
 
@@ -161,8 +179,12 @@ def aggregate(
         news_edges: split titles, one-character countries and affixes off names (``edges.news_neighbours``);
             needs ``word_edges``.
         min_score: entities scoring below are dropped (before they can clip a neighbour).
+        decoding: ``viterbi`` (the best legal label path; the served default, setting ``decoding``) or
+            ``group`` (argmax runs, type voted).
     """
-    grouped = [g for g in _group(_units(offsets, probs, strategy, words), codec) if g.score >= min_score]
+    units = _units(offsets, probs, strategy, words)
+    decoded = _viterbi(units, codec) if decoding is Decoding.VITERBI else _group(units, codec)
+    grouped = [g for g in decoded if g.score >= min_score]
     if word_edges and words:
         grouped = [_on_words(g, words, g.type not in keep_function_words) for g in grouped]
         if news_edges:

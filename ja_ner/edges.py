@@ -14,6 +14,8 @@ caller decides per entity type whether to drop them.
 
 from __future__ import annotations
 
+import re
+
 from ja_ner.words import Word, Words
 
 
@@ -91,7 +93,8 @@ def _name_like(word_text: str, proper: bool) -> bool:
 
 
 def news_neighbours(entity_type: str, start: int, end: int, text: str, words: Words) -> list[tuple[str, int, int]]:
-    """Split titles, country characters and affixes that news text writes against a name.
+    """Split titles, country characters and affixes that news text writes against a name, and a rank,
+    occupation or honorific after a person's name (by its parts of speech, ``_role_start``).
 
     Returns the pieces as ``(type, start, end)`` in order: the name itself (the caller's type, or
     ``PER`` after a person's title) and,
@@ -121,6 +124,8 @@ def news_neighbours(entity_type: str, start: int, end: int, text: str, words: Wo
     # affixes after the name
     while hi - lo > 1 and surface[hi - 1] in AFFIXES_AFTER and _affix_follows(surface, inside, hi - 1):
         hi -= 1
+    if entity_type == "PER":
+        hi = _role_start(surface, inside, lo, hi)
     if hi - lo > 1 and entity_type == "PER" and surface[hi - 1] in COUNTRY_CHARS and next_word in _OFFICES:
         after.append(("LOC", inside[hi - 1].start, inside[hi - 1].end))  # スターマー英(首相)
         hi -= 1
@@ -131,6 +136,46 @@ def news_neighbours(entity_type: str, start: int, end: int, text: str, words: Wo
         name_end -= 1  # 東京|都内 -> 東京都
     pieces.append((entity_type, inside[lo].start, name_end))
     return pieces + after
+
+
+# --- A person's rank, occupation or honorific (issue 24): a rule on the analyser's parts of speech ---
+# News writes them straight after the name (羽生九段, 大谷選手, 原監督, 佐藤弁護士, 健太くん); the list
+# above cannot hold them all. After a word the dictionary calls a person's name (名詞-固有名詞-人名), the
+# rest of a PER span splits off when it is nothing but common nouns, numerals and suffixes written in
+# kanji or hiragana, opened by a common noun of two or more kanji (選手, 監督), a numeral and a counter
+# (九|段), or a hiragana suffix (さん, くん). One-kanji words and katakana stay: the dictionary cuts
+# unknown given names into them (久松静|児, 楊|秀麗 is the price: about 1 % of PER spans on the train
+# split, docs/model.md). The name keeps at least its first word.
+_KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u3005]+")  # CJK ideographs and 々
+_HIRAGANA = re.compile(r"[\u3041-\u309f]+")
+
+
+def _person(word: Word) -> bool:
+    return word.pos[1:3] == ("固有名詞", "人名")
+
+
+def _role_word(text: str, word: Word) -> bool:
+    """A word a rank or role is made of: a common noun, numeral or suffix in kanji or hiragana."""
+    noun = word.pos[:1] == ("名詞",) and word.pos[1:2] in (("普通名詞",), ("数詞",))
+    return (noun or word.pos[:1] == ("接尾辞",)) and bool(_KANJI.fullmatch(text) or _HIRAGANA.fullmatch(text))
+
+
+def _opens_role(surface: list[str], inside: list[Word], i: int, hi: int) -> bool:
+    word, text = inside[i], surface[i]
+    if word.pos[:2] == ("名詞", "普通名詞"):
+        return len(text) >= 2 and _KANJI.fullmatch(text) is not None
+    if word.pos[:2] == ("名詞", "数詞"):  # a rank with a counter (九|段), not a name written in numerals (一六)
+        return i + 1 < hi and inside[i + 1].pos[1:2] != ("数詞",)
+    return word.pos[:1] == ("接尾辞",) and _HIRAGANA.fullmatch(text) is not None
+
+
+def _role_start(surface: list[str], inside: list[Word], lo: int, hi: int) -> int:
+    """Where a rank, occupation or honorific after a person's name begins in ``inside[lo:hi]`` (``hi``: none)."""
+    for i in range(lo + 1, hi):
+        role = _person(inside[i - 1]) and _opens_role(surface, inside, i, hi)
+        if role and all(_role_word(surface[j], inside[j]) for j in range(i, hi)):
+            return i
+    return hi
 
 
 def _affix_follows(surface: list[str], inside: list[Word], i: int) -> bool:

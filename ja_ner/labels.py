@@ -1,11 +1,15 @@
 """The one label codec: parses ``config.id2label`` once into a tagging scheme.
 
-Nothing else in the project splits label strings.
+Nothing else in the project splits label strings. The codec also owns the scheme's grammar: which
+label may follow which (``allowed``), the best legal label path through per-unit probabilities
+(``viterbi``), and the entity runs of a label path (``runs``), which serving (``ja_ner.aggregate``)
+and training's raw figure (``training.align``) both decode through.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -29,6 +33,16 @@ class Scheme(StrEnum):
     IO = "IO"  # bare type names (the seed model): touching entities of one type merge
     BIO = "BIO"  # B-/I- prefixes (IOB2)
     BIOES = "BIOES"  # B-/I-/E-/S- prefixes
+
+
+class Decoding(StrEnum):
+    """How units' probabilities become entities (setting ``decoding``, see ``ja_ner.aggregate``)."""
+
+    GROUP = "group"  # per-unit argmax, runs opened by B/S and continued by any I/E, the type voted on
+    VITERBI = "viterbi"  # the most probable label path the scheme allows; an entity's type is its B's
+
+
+_FLOOR = 1e-12  # log of a zero probability: legal paths stay comparable, illegal ones are -inf
 
 
 @dataclass(frozen=True)
@@ -91,3 +105,73 @@ class LabelCodec:
             scheme = Scheme.IO
             decoded = {n: Tag("I", n) for n in entity_names}
         return cls(scheme, tuple(decoded.get(n, OUTSIDE) for n in names))
+
+    @cached_property
+    def allowed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The scheme's grammar: ``(start, step, end)`` 0/1 arrays, ``start[j]``: label j may open a text,
+        ``step[i, j]``: j may follow i, ``end[i]``: i may close a text.
+
+        IO allows everything (Viterbi is then the per-unit argmax). BIO (IOB2): ``I-T`` only after
+        ``B-T`` or ``I-T``. BIOES also: ``B-T``/``I-T`` only before ``I-T``/``E-T``, ``E-T`` only after
+        them, and no text ends inside an entity.
+        """
+        n = len(self.tags)
+        if self.scheme is Scheme.IO:
+            return np.ones(n, bool), np.ones((n, n), bool), np.ones(n, bool)
+        inside = ("I", "E")  # positions that continue an entity
+        opened = ("B", "I")  # positions an entity may go on from (in BIOES: must)
+        start = np.array([t.position not in inside for t in self.tags])
+        step = np.zeros((n, n), bool)
+        for i, prev in enumerate(self.tags):
+            for j, nxt in enumerate(self.tags):
+                continues = prev.position in opened and prev.type == nxt.type
+                if nxt.position in inside:
+                    step[i, j] = continues
+                elif self.scheme is Scheme.BIOES:
+                    step[i, j] = prev.position not in opened  # B-/I- must go on with I-/E-
+                else:
+                    step[i, j] = True
+        end = np.array([self.scheme is Scheme.BIO or t.position not in opened for t in self.tags])
+        return start, step, end
+
+    def viterbi(self, probs: np.ndarray) -> np.ndarray:
+        """The label path of largest probability product the scheme allows, one label id per row of
+        ``probs`` ([units, labels]). Ties go to the lower label id, as ``argmax`` does."""
+        if len(probs) == 0 or self.scheme is Scheme.IO:
+            return probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+        start, step, end = self.allowed
+        logp = np.log(np.maximum(probs.astype(np.float64), _FLOOR))
+        penalty = np.where(step, 0.0, -np.inf)  # [prev, next]
+        best = np.where(start, logp[0], -np.inf)
+        back = np.zeros(probs.shape, dtype=np.int64)
+        for t in range(1, len(probs)):
+            total = best[:, None] + penalty  # [prev, next]
+            back[t] = total.argmax(axis=0)
+            best = total[back[t], np.arange(len(best))] + logp[t]
+        path = np.zeros(len(probs), dtype=np.int64)
+        path[-1] = int(np.where(end, best, -np.inf).argmax())
+        for t in range(len(probs) - 1, 0, -1):
+            path[t - 1] = back[t, path[t]]
+        return path
+
+    def runs(self, label_ids: Sequence[int]) -> list[tuple[int, int, str]]:
+        """The entities of a label path as ``(first, last + 1, type)`` unit indices.
+
+        IO: consecutive units of one type. BIO/BIOES: B/S opens an entity; I/E of the same type continues
+        it; an I/E of another type, or with nothing open, opens one (lenient, for a raw argmax path);
+        E/S closes it; O ends it. A legal path (``viterbi``) reads the same under any leniency.
+        """
+        out: list[tuple[int, int, str]] = []
+        open_type = ""  # type of the entity still open, '' if none
+        for i, label in enumerate(label_ids):
+            tag = self.tags[int(label)]
+            if tag.position == "O":
+                open_type = ""
+                continue
+            if open_type == tag.type and (self.scheme is Scheme.IO or tag.position in ("I", "E")):
+                first, _, kind = out[-1]
+                out[-1] = (first, i + 1, kind)
+            else:
+                out.append((i, i + 1, tag.type))
+            open_type = "" if tag.position in ("E", "S") else tag.type
+        return out

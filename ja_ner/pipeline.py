@@ -23,7 +23,7 @@ from transformers import AutoTokenizer
 from ja_ner import aggregate, batch, encode, forward, normalise, segment
 from ja_ner import plan as planning
 from ja_ner.errors import ConfigError, InputTooLarge, Internal, InvalidInput, NerError
-from ja_ner.labels import LabelCodec
+from ja_ner.labels import Decoding, LabelCodec
 from ja_ner.options import Aggregation
 from ja_ner.settings import Settings
 from ja_ner.types import Document, DocumentResult, Entity, NormalisedText, Outcome, TokenInfo
@@ -82,6 +82,7 @@ class Pipeline:
         # A model folder may carry its own calibrated threshold (config.json "ner_min_score").
         calibrated = float(getattr(config, "ner_min_score", 0.0) or 0.0)
         self.min_score = calibrated if settings.min_score is None else settings.min_score
+        self.decoding = Decoding(settings.decoding)
         model_max = getattr(config, "max_position_embeddings", 512) - 2
         self.window_tokens = min(settings.max_tokens, model_max) - 2
         self.max_length = self.window_tokens + 2  # a window with [cls] and [sep]: micro-batches pad no further
@@ -237,6 +238,7 @@ class Pipeline:
             keep_function_words=self.settings.function_word_types,
             news_edges=self.settings.news_edges,
             min_score=self.min_score if p.doc.options.min_score is None else p.doc.options.min_score,
+            decoding=self.decoding,
         )
         entities = []
         last_end = 0

@@ -8,10 +8,12 @@ from functools import cached_property
 from typing import Any, get_type_hints
 
 from ja_ner.errors import ConfigError
+from ja_ner.labels import Decoding
 from ja_ner.plan import FORMATS, RUNTIMES
 
 DTYPES = ("auto", *FORMATS)
 RUNTIME_CHOICES = ("auto", *RUNTIMES)
+DECODINGS = tuple(d.value for d in Decoding)
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -54,6 +56,7 @@ class Settings:
     news_edges: bool = True  # split titles/countries/affixes news writes against a name (ja_ner.edges)
     keep_function_words: str = "PRD"  # comma-separated types whose edge particles stay (titles)
     min_score: float | None = None  # drop entities scoring below; None: the model's calibrated ner_min_score
+    decoding: str = "viterbi"  # viterbi | group: how token probabilities become entities (ja_ner.aggregate)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -76,6 +79,8 @@ class Settings:
             raise ConfigError(f"setting 'device' must be 'cpu' or 'cuda:N', got {self.device!r}")
         if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
             raise ConfigError(f"setting 'min_score' must be from 0 to 1, or null for the model's, got {self.min_score}")
+        if self.decoding not in DECODINGS:
+            raise ConfigError(f"setting 'decoding' must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
 
     @cached_property
     def function_word_types(self) -> frozenset[str]:

@@ -27,6 +27,7 @@ class Word:
     end: int
     function: bool = False
     proper: bool = False  # a proper noun (名詞-固有名詞) by the dictionary
+    pos: tuple[str, ...] = ()  # the dictionary's part of speech, coarse to fine (名詞, 固有名詞, 人名)
 
 
 @dataclass(frozen=True)
@@ -79,5 +80,6 @@ class WordSplitter:
             cursor = start + len(surface)
             function = token.feature.pos1 in _FUNCTION_POS and _HIRAGANA.fullmatch(surface) is not None
             proper = token.feature.pos1 == "名詞" and token.feature.pos2 == "固有名詞"
-            words.append(Word(start, cursor, function, proper))
+            pos = (token.feature.pos1, token.feature.pos2, token.feature.pos3)
+            words.append(Word(start, cursor, function, proper, pos))
         return Words.of(words)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ja_ner.labels import BIO_LABELS
+from ja_ner.labels import BIO_LABELS, LabelCodec
 from training.data import Span
 
 IGNORE = -100
@@ -75,37 +75,18 @@ def decode_spans(
     label_ids: Sequence[int],
     id2label: dict[int, str],
 ) -> list[Span]:
-    """Entities from per-token predicted labels (IOB2, lenient).
+    """Entities from per-token predicted labels, read by the core codec (``LabelCodec.runs``: any scheme,
+    lenient about a stray ``I-``).
 
-    Tokens with ``IGNORE`` as label id are passed over. ``B-T`` starts an entity; ``I-T`` continues an
-    entity of type T and otherwise starts one (a stray ``I-``); ``O`` ends it. A span runs from its
-    first token's first non-space character to its last token's last non-space character.
+    Tokens with ``IGNORE`` as label id, or with no character of their own, are passed over. A span runs
+    from its first token's first non-space character to its last token's last non-space character.
     """
-    spans: list[Span] = []
-    cur: list[int] | None = None  # [start, end, type index into TYPES]
-    cur_type = ""
-
-    def close() -> None:
-        nonlocal cur
-        if cur is not None:
-            spans.append(Span(cur[0], cur[1], cur_type))
-        cur = None
-
+    codec = LabelCodec.from_id2label(id2label)
+    chars: list[list[int]] = []  # the characters of each token that takes part
+    labels: list[int] = []
     for (start, end), lid in zip(offsets, label_ids, strict=True):
-        if lid == IGNORE:
-            continue
-        chars = _own_chars(text, start, end)
-        if not chars:
-            continue
-        label = id2label[int(lid)]
-        if label == "O":
-            close()
-            continue
-        prefix, typ = label.split("-", 1)
-        if prefix == "I" and cur is not None and typ == cur_type:
-            cur[1] = chars[-1] + 1
-            continue
-        close()
-        cur, cur_type = [chars[0], chars[-1] + 1], typ
-    close()
-    return spans
+        own = _own_chars(text, start, end) if lid != IGNORE else []
+        if own:
+            chars.append(own)
+            labels.append(int(lid))
+    return [Span(chars[first][0], chars[stop - 1][-1] + 1, kind) for first, stop, kind in codec.runs(labels)]

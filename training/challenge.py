@@ -9,7 +9,7 @@ and overall, offline with the core pipeline or through a running server (``--url
 of ``training.evaluate``. Label rules: ``tests/data/challenge/README.md``.
 
 Usage: ``python -m training.challenge build`` | ``python -m training.challenge eval [--model DIR]
-[--url URL] [--json FILE]``
+[--url URL] [--setting KEY=VALUE] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.data import TYPE_MAP, TYPES, Example, Span, parse_record
-from training.evaluate import Predictor, format_scores, pipeline_predictor, rest_predictor
+from training.evaluate import Predictor, format_scores, pipeline_predictor, rest_predictor, setting_pairs
 from training.metrics import Scores, score
 
 logger = logging.getLogger(__name__)
@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--token", default=os.environ.get("JA_NER_TOKEN", ""), help="bearer token (REST)")
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("--errors", action="store_true", help="also print every sentence the model gets wrong")
+    e.add_argument(
+        "--setting", action="append", default=[], metavar="KEY=VALUE", help="a pipeline setting (decoding=viterbi)"
+    )
     e.add_argument("--json", type=Path, default=None, help="write the scores here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         predict = rest_predictor(args.url, model_name=args.model_name, token=args.token or None)
         name = f"rest {args.url}"
     else:
-        predict = pipeline_predictor(args.model, threads=args.threads)
+        predict = pipeline_predictor(args.model, threads=args.threads, settings=setting_pairs(args.setting))
         name = f"pipeline {args.model}"
     by_class, pred = evaluate_challenge(items, predict)
     examples = [item.example for item in items]

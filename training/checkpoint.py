@@ -2,7 +2,8 @@
 
 A checkpoint folder is an fp16 safetensors token classifier (its config asks for fp32 on load) plus
 ``TOKENIZER_FILES`` copied from the folder it was trained from. ``predict_spans`` decodes with the
-model alone (argmax labels, lenient IOB2), independent of ``ja_ner``. torch is imported when called.
+model alone (argmax labels read by the core's ``LabelCodec.runs``, lenient; none of the pipeline's
+windows, voting, word edges or threshold). torch is imported when called.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def summary_of(model_dir: Path) -> dict:
 
 
 def predict_spans(model, tokenizer, examples: list[Example], *, batch_size: int = 64, bf16: bool = False):
-    """In-process decoding: predicted entity spans per example (argmax labels, lenient IOB2)."""
+    """In-process decoding: predicted entity spans per example (argmax labels, lenient, any scheme)."""
     import torch
 
     id2label = {int(k): v for k, v in model.config.id2label.items()}

@@ -8,9 +8,9 @@ Scores are exact (start, end, type) matches on character spans, micro-averaged a
 ``training.metrics`` (no seqeval). Engines:
 
 - ``pipeline`` (default): ``ja_ner.pipeline.Pipeline`` in process, as the handler runs it;
-- ``inprocess``: the training loop's raw decoding (argmax, lenient IOB2, no type voting, no word edges,
-  no score threshold), independent of the core: the pipeline's score minus this one is what serving-side
-  decoding adds;
+- ``inprocess``: the training loop's raw decoding (argmax read by the core's label codec, lenient, no
+  Viterbi, no type voting, no word edges, no score threshold), beside the pipeline rather than through
+  it: the pipeline's score minus this one is what serving-side decoding adds;
 - ``--url http://127.0.0.1:8080``: POST /predictions/ja_ner with ``{"texts": [...]}`` in chunks.
 
 ``--compare`` runs the pipeline AND the URL (or the in-process decoder when no URL is given) and counts
@@ -18,7 +18,7 @@ the sentences whose entity sets differ: pipeline and server must agree (exit sta
 raw decoder differs by design.
 
 Usage: ``python -m training.evaluate [--model models/ja-ner-small] [--split dev|test] [--url URL] [--compare]
-[--json out]``
+[--setting KEY=VALUE] [--json out]``
 """
 
 from __future__ import annotations
@@ -44,16 +44,32 @@ REST_CHUNK = 32
 REFERENCE_DTYPE = "float32"
 
 
-def pipeline_predictor(model_dir: Path, *, threads: int = 0, dtype: str = REFERENCE_DTYPE) -> Predictor:
+def pipeline_predictor(
+    model_dir: Path, *, threads: int = 0, dtype: str = REFERENCE_DTYPE, settings: dict[str, str] | None = None
+) -> Predictor:
     """Predict with the core pipeline in process (``Pipeline.load(model_dir, Settings(...))``).
 
     ``dtype`` is float32 by default, so a committed figure is the same on every machine; ``auto`` scores
     what this machine would serve (bf16 where native: ``bench/parity.py`` records that difference).
+    ``settings``: other ``ja_ner.settings.Settings`` fields as a config file writes them (``decoding``,
+    ``news_edges``, ...), to score a serving choice before it becomes the default.
     """
     from ja_ner.pipeline import Pipeline
     from ja_ner.settings import Settings
 
-    return predictor_of(Pipeline.load(model_dir, Settings(threads=threads, dtype=dtype)))
+    raw = {**(settings or {}), "threads": threads, "dtype": dtype}
+    return predictor_of(Pipeline.load(model_dir, Settings.from_mapping(raw)))
+
+
+def setting_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` command-line pairs (``--setting``) as a mapping for ``Settings.from_mapping``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"--setting wants KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def pipeline_entities(pipe: object, texts: Sequence[str]) -> list[tuple]:
@@ -79,7 +95,7 @@ def predictor_of(pipe: object) -> Predictor:
 
 
 def inprocess_predictor(model_dir: Path, *, threads: int = 0) -> Predictor:
-    """Predict with the training loop's decoder (independent of ``ja_ner``)."""
+    """Predict with the training loop's decoder (``training.checkpoint.predict_spans``, not the pipeline)."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -166,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", action="store_true", help="run two modes and count disagreements")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--dtype", default=REFERENCE_DTYPE, help="pipeline number format (auto: as served here)")
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="KEY=VALUE", help="a pipeline setting (decoding=viterbi)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the scores here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -176,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "rest":
             return rest_predictor(args.url, model_name=args.model_name, token=args.token or None)
         if kind == "pipeline":
-            return pipeline_predictor(args.model, threads=args.threads, dtype=args.dtype)
+            return pipeline_predictor(
+                args.model, threads=args.threads, dtype=args.dtype, settings=setting_pairs(args.setting)
+            )
         return inprocess_predictor(args.model, threads=args.threads)
 
     first = "rest" if args.url and not args.compare else args.engine

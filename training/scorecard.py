@@ -20,6 +20,7 @@ import json
 import logging
 from pathlib import Path
 
+from ja_ner.settings import Settings
 from training import challenge
 from training.checkpoint import summary_of
 from training.data import DATA_DIR, load_split
@@ -53,6 +54,7 @@ def scorecard(model_dir: Path, *, threads: int = 0, data_dir: Path = DATA_DIR) -
         "model": str(model_dir),
         "engine": "ja_ner.pipeline.Pipeline in process, default settings, the model's own min_score (as served)",
         "dtype": REFERENCE_DTYPE,
+        "decoding": Settings().decoding,
         "commands": COMMANDS,
         "test_is_held_out": held_out(model_dir),
     }

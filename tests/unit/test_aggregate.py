@@ -7,7 +7,7 @@ import pytest
 
 from ja_ner.aggregate import aggregate
 from ja_ner.encode import encode
-from ja_ner.labels import LabelCodec
+from ja_ner.labels import Decoding, LabelCodec
 from ja_ner.options import Aggregation
 from ja_ner.words import WordSplitter
 
@@ -33,7 +33,8 @@ def _run(
     assert len(offsets) == len(per_token), [tokenizer.convert_ids_to_tokens(tokens.input_ids[i]) for i in kept]
     codec = LabelCodec.from_id2label(dict(enumerate(labels)))
     probs = _probs(labels, per_token)
-    spans = aggregate(text, offsets, probs, codec, strategy, words, word_edges=word_edges, keep_function_words=keep)
+    kw = {"word_edges": word_edges, "keep_function_words": keep, "decoding": Decoding.GROUP}  # the grouping's own tests
+    spans = aggregate(text, offsets, probs, codec, strategy, words, **kw)
     return [(s.type, text[s.start : s.end], s.start, s.end) for s in spans]
 
 
@@ -177,3 +178,78 @@ def test_word_edges_keep_particles_of_the_listed_types(xlmr_tokenizer):
     kept = _run(xlmr_tokenizer, text, IO, tags, words=words, word_edges=True, keep=frozenset({"PRD"}))
     assert kept == [("PRD", "日本の", 0, 3)]
     assert _run(xlmr_tokenizer, text, IO, tags, words=words, word_edges=True) == [("PRD", "日本", 0, 2)]
+
+
+# --- decoding: viterbi beside group (issue 24) ----------------------------------------------------
+
+
+def _rows(labels: list[str], per_token: list[dict[str, float]]) -> np.ndarray:
+    """One row per token: the named probabilities, the rest of the mass spread evenly over the other labels."""
+    probs = np.zeros((len(per_token), len(labels)), dtype=np.float32)
+    for row, named in enumerate(per_token):
+        rest = (1 - sum(named.values())) / (len(labels) - len(named))
+        probs[row] = [named.get(label, rest) for label in labels]
+    return probs
+
+
+def _mass(rows: np.ndarray, units: list[int], kind: str) -> float:
+    """The mean over ``units`` of the probability of ``kind`` (its B- and I- together): an entity's score."""
+    return round(float(np.mean([rows[u, BIO.index(f"B-{kind}")] + rows[u, BIO.index(f"I-{kind}")] for u in units])), 4)
+
+
+def _decode(tokenizer, text, labels, rows, decoding, strategy=Aggregation.SIMPLE, words=None, **kw):
+    tokens = encode([text], tokenizer)[0]
+    offsets = [o for o in tokens.offsets if o[0] < o[1]]
+    assert len(offsets) == len(rows)
+    codec = LabelCodec.from_id2label(dict(enumerate(labels)))
+    spans = aggregate(text, offsets, rows, codec, strategy, words, decoding=decoding, **kw)
+    return [(s.type, text[s.start : s.end], round(s.score, 4)) for s in spans]
+
+
+def test_viterbi_keeps_the_type_of_the_begin_where_group_votes(xlmr_tokenizer):
+    # 田 中 鈴 木: a confident B-LOC, then I-PER. Group runs on through the I-PERs and votes PER for the
+    # whole; I-PER cannot follow B-LOC, so the best legal path opens a PER at 中 (B-PER 0.3).
+    rows = _rows(BIO, [{"B-LOC": 0.9}, {"I-PER": 0.6, "B-PER": 0.3}, {"I-PER": 0.9}, {"I-PER": 0.9}])
+    group = _decode(xlmr_tokenizer, "田中鈴木", BIO, rows, Decoding.GROUP)
+    assert [(t, s) for t, s, _ in group] == [("PER", "田中鈴木")]
+    viterbi = _decode(xlmr_tokenizer, "田中鈴木", BIO, rows, Decoding.VITERBI)
+    assert viterbi == [("LOC", "田", _mass(rows, [0], "LOC")), ("PER", "中鈴木", _mass(rows, [1, 2, 3], "PER"))]
+
+
+def test_viterbi_over_words_decodes_word_units(xlmr_tokenizer):
+    text = "山田太郎は東京に住む"
+    words = WordSplitter()(text)
+    # 山 田 太郎 は 東京 に 住 む: 山 says I-PER (no B before it), 田 says O; the word 山田 takes 山's row
+    rows = _rows(
+        BIO,
+        [{"I-PER": 0.6, "B-PER": 0.3}, {"O": 0.9}, {"I-PER": 0.7, "B-PER": 0.2}, {"O": 0.9}]
+        + [{"B-LOC": 0.7, "I-LOC": 0.2}, {"O": 0.9}, {"O": 0.9}, {"O": 0.9}],
+    )
+    by_word = _decode(xlmr_tokenizer, text, BIO, rows, Decoding.VITERBI, Aggregation.FIRST, words)
+    # word units 山田 (山's row) and 太郎: B-PER I-PER (0.3 * 0.7) beats B-PER B-PER (0.3 * 0.2)
+    assert by_word == [("PER", "山田太郎", _mass(rows, [0, 2], "PER")), ("LOC", "東京", _mass(rows, [4], "LOC"))]
+    # token units: 田 is O, so 太郎 opens its own PER
+    by_token = _decode(xlmr_tokenizer, text, BIO, rows, Decoding.VITERBI)
+    assert [(t, s) for t, s, _ in by_token] == [("PER", "山"), ("PER", "太郎"), ("LOC", "東京")]
+
+
+@pytest.mark.parametrize("strategy", list(Aggregation))
+def test_io_models_decode_the_same_either_way(xlmr_tokenizer, strategy):
+    text = "米アップルの田中社長は熊本県の阿蘇山に登った"
+    words = WordSplitter()(text)
+    tokens = encode([text], xlmr_tokenizer)[0]
+    offsets = [o for o in tokens.offsets if o[0] < o[1]]
+    codec = LabelCodec.from_id2label(dict(enumerate(IO)))
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        probs = rng.dirichlet(np.full(len(IO), 0.2), size=len(offsets)).astype(np.float32)
+        kw = {"word_edges": True, "news_edges": True}
+        group = aggregate(text, offsets, probs, codec, strategy, words, decoding=Decoding.GROUP, **kw)
+        assert aggregate(text, offsets, probs, codec, strategy, words, decoding=Decoding.VITERBI, **kw) == group
+
+
+def test_viterbi_agrees_with_group_on_a_legal_argmax(xlmr_tokenizer):
+    rows = _rows(BIO, [{"B-PER": 0.8}, {"I-PER": 0.8}, {"B-PER": 0.8}, {"I-PER": 0.8}])
+    for decoding in Decoding:
+        got = _decode(xlmr_tokenizer, "田中鈴木", BIO, rows, decoding)
+        assert got == [("PER", "田中", _mass(rows, [0, 1], "PER")), ("PER", "鈴木", _mass(rows, [2, 3], "PER"))]

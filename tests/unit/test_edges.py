@@ -87,3 +87,35 @@ def test_news_neighbours_split_off_what_news_writes_against_a_name(text, predict
 )
 def test_news_neighbours_leave_names_that_only_look_glued(text, predicted, entity_type):
     assert _news(text, predicted, entity_type) == [(predicted, entity_type)]
+
+
+# Issue 24: a person's rank, occupation or honorific splits off by the analyser's parts of speech; none of
+# these words is in the news_edges lists (tests/unit/test_challenge.py holds the role_after class to that).
+@pytest.mark.parametrize(
+    ("text", "predicted", "expected"),
+    [
+        ("将棋の羽生九段が勝った", "羽生九段", "羽生"),  # a numeral and its counter
+        ("大谷選手は手術を受けた", "大谷選手", "大谷"),  # a common noun
+        ("試合後、原監督は語った", "原監督", "原"),  # a one-kanji surname keeps itself
+        ("弁護団の佐藤弁護士は控訴する", "佐藤弁護士", "佐藤"),  # noun and suffix: the tail goes whole
+        ("羽生善治九段が勝った", "羽生善治九段", "羽生善治"),  # surname and given name stay together
+        ("健太くんは毎朝起きる", "健太くん", "健太"),  # a hiragana suffix
+        ("林官房長官は明らかにしなかった", "林官房長官", "林"),
+    ],
+)
+def test_a_role_after_a_persons_name_splits_off(text, predicted, expected):
+    assert _news(text, predicted, "PER") == [(expected, "PER")]
+
+
+@pytest.mark.parametrize(
+    ("text", "predicted", "entity_type"),
+    [
+        ("大谷選手は手術を受けた", "大谷選手", "ORG"),  # only a PER span: 松下電器 is a surname and a noun too
+        ("久松静児が監督した", "久松静児", "PER"),  # a one-kanji word after a name is more often the name's
+        ("巖谷一六の書", "巖谷一六", "PER"),  # a name written in numerals, no counter
+        ("ゼレンスキー大統領が訴えた", "ゼレンスキー大統領", "PER"),  # not a 人名 to the dictionary: a known miss
+        ("山田太郎が来た", "山田太郎", "PER"),
+    ],
+)
+def test_the_role_rule_leaves_what_is_not_a_persons_role(text, predicted, entity_type):
+    assert _news(text, predicted, entity_type) == [(predicted, entity_type)]

@@ -70,3 +70,11 @@ def test_from_mapping_refuses_typos_and_bad_values():
         Settings.from_mapping({"max_tokens": "many"})
     with pytest.raises(ConfigError, match="overlap_tokens"):
         Settings.from_mapping({"max_tokens": 32, "overlap_tokens": 16})
+
+
+def test_decoding_is_one_of_the_codecs_decodings():
+    assert Settings.from_mapping({"decoding": "viterbi"}).decoding == "viterbi"
+    with pytest.raises(ConfigError, match="decoding.*group, viterbi"):
+        Settings.from_mapping({"decoding": "crf"})
+    with pytest.raises(ConfigError, match="decoding"):
+        Settings(decoding="best")

@@ -62,3 +62,12 @@ def test_parse_record_maps_japanese_type_names():
     rec = {"curid": 1, "text": "中国共産党", "entities": [entity]}
     ex = parse_record(rec)
     assert ex.spans == (Span(0, 5, "ORG-P"),) and ex.curid == "1"
+
+
+def test_decode_reads_an_io_model_through_the_core_codec():
+    # the seed model's bare labels: the training decoder no longer assumes B-/I- prefixes
+    io = dict(enumerate(["O", "PER", "ORG", "ORG-P", "ORG-O", "LOC", "INS", "PRD", "EVT"]))
+    text = "鈴木は熊本県に"
+    offsets = [(0, 1), (1, 2), (2, 3), (3, 6), (6, 7)]
+    assert decode_spans(text, offsets, [1, 1, 0, 5, 0], io) == [Span(0, 2, "PER"), Span(3, 6, "LOC")]
+    assert decode_spans(text, offsets, [IGNORE, 1, 0, 3, 3], io) == [Span(1, 2, "PER"), Span(3, 7, "ORG-P")]
