@@ -121,6 +121,8 @@ class OnnxForward:
         options.intra_op_num_threads = plan.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle intra-op threads must not spin: the other workers of the server share these cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list = ["CPUExecutionProvider"]
         if plan.device.startswith("cuda"):  # written for, not run here (no GPU on these machines)
             device_id = int(plan.device.partition(":")[2] or 0)
