@@ -57,7 +57,7 @@ INVARIANCE_TOLERANCE = 5e-5
 # A pair must beat the reference by this fraction of the probe time to be picked over it.
 PREFER_REFERENCE_MARGIN = 0.10
 PROBE_BATCH = 8
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 # Written for the probe: varied lengths and entity kinds, so a batch of them is padded.
 PROBE_TEXTS = (
     "鈴木は熊本県の阿蘇山に登った。",
