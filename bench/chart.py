@@ -75,7 +75,7 @@ def figure(results: dict):  # -> matplotlib.figure.Figure (imported here only: t
     """The chart of every case in ``results``: one row per case, throughput left, latency right."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
     cases = results["cases"]
     fig = Figure(figsize=(13, 4.8 * max(1, len(cases))), layout="constrained")
@@ -111,6 +111,9 @@ def figure(results: dict):  # -> matplotlib.figure.Figure (imported here only: t
         latency.set_title(f"{case['case']}: latency, p50 solid, p99 dashed", fontsize=10)
         latency.set_ylabel("ms (log scale)")
         latency.set_yscale("log")
+        latency.yaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        latency.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 20, 50, 100, not 2×10¹
+        latency.yaxis.set_minor_formatter(NullFormatter())
         for ax in (speed, latency):
             ax.set_xscale("log", base=2)
             ax.set_xticks(users)

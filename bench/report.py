@@ -250,7 +250,7 @@ def case_markdown(case: dict) -> str:
     lines = [f"### Case `{case['case']}`: {case['model']}", ""]
     lines += [
         "| users | ours sent/s | ours p50 / p90 / p99 ms | baseline sent/s | baseline p50 / p90 / p99 ms "
-        "| ours/baseline | ours/ceiling | sent per server CPU-s: ours / baseline "
+        "| ours/baseline | ours/ceiling (served pair) | sent per server CPU-s: ours / baseline "
         "| ours CPU cores: frontend / workers / client / others |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
