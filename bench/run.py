@@ -4,6 +4,7 @@
     python -m bench.run --quick              # default case, 1/16/64 users, short levels
     python -m bench.run --variant bf16:handler.dtype=bfloat16 --variant b32:batchSize=32
     python -m bench.run --quick --variant torch:handler.runtime=torch
+    python -m bench.run --render bench/results/<stamp>   # results.md/png again from results.json
 
 Writes bench/results/<UTC timestamp>/results.json, results.md and results.png (the chart) and
 prints the markdown. A variant is another archive of our handler with model-config.yaml overrides
@@ -317,8 +318,18 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--profile", type=float, default=0, help="py-spy ours' worker for this many seconds")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="DIR",
+        help="measure nothing: rewrite DIR's results.md and results.png from its results.json",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.render:
+        results = json.loads((args.render / "results.json").read_text())
+        print(write(results, args.render))
+        return results
     args.users = [int(u) for u in (args.users or ("1,16,64" if args.quick else "1,4,16,64")).split(",")]
     args.seconds = args.seconds or (5.0 if args.quick else 20.0)
     args.warmup = args.warmup or (1.5 if args.quick else 3.0)
