@@ -134,7 +134,7 @@ def _worker_pids(mgmt_url: str, name: str) -> list[int]:
 
 
 def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Namespace) -> dict:
-    """Ceiling in process, then every mode through one TorchServe, level by level."""
+    """Ceiling and invariance per pair in process, then every mode through one TorchServe, level by level."""
     from handler.server import start_on_free_ports, stop
 
     case = resolve_case(name)
