@@ -3,10 +3,15 @@
     python -m bench.run                      # both cases, 1/4/16/64 users, 20 s per level
     python -m bench.run --quick              # default case, 1/16/64 users, short levels
     python -m bench.run --variant bf16:handler.dtype=bfloat16 --variant b32:batchSize=32
+    python -m bench.run --quick --variant torch:handler.runtime=torch
+    python -m bench.run --render bench/results/<stamp>   # results.md/png again from results.json
 
-Writes bench/results/<UTC timestamp>/results.json and results.md and prints the markdown.
-A variant is another archive of our handler with model-config.yaml overrides (``key=value``;
-``handler.key=value`` for the handler: section), served beside ours in the same TorchServe.
+Writes bench/results/<UTC timestamp>/results.json, results.md and results.png (the chart) and
+prints the markdown. A variant is another archive of our handler with model-config.yaml overrides
+(``key=value``; ``handler.key=value`` for the handler: section), served beside ours in the same
+TorchServe. The ceiling and the batch-invariance check run in process, before the server starts,
+for every runtime/format pair this machine and the model allow; each mode's ratios are then taken
+against the ceiling of the pair it served, read from its workers' ``plan:`` line in the model log.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import gc
 import json
 import logging
+import re
 import shutil
 import sys
 import time
@@ -24,9 +30,10 @@ from pathlib import Path
 
 import yaml
 
-from bench import archive, ceiling, client, pyspy, report
+from bench import archive, ceiling, chart, client, invariance, pyspy, report
 from bench.models import resolve_case
 from bench.texts import load_texts
+from handler.handler import MODEL_SUBDIR
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -70,6 +77,45 @@ def parse_variant(spec: str) -> Mode:
     return Mode(name, "ours", overrides, items or "as model-config.yaml")
 
 
+# A worker's "plan: ..." line as TorchServe's model log records it ("W-<port>-<model>_<version>-stdout").
+_PLAN_LINE = re.compile(
+    r"W-\d+-(?P<model>.+)_(?P<version>[^_\s]+)-std(?:out|err) MODEL_LOG - (?:[\w.]+: )?plan: (?P<plan>.+)$"
+)
+# The head of ``ja_ner.plan.Plan.describe()``: "<runtime>/<dtype> on <device>, <n> thread(s), <batching>, ...".
+_PLAN_HEAD = re.compile(
+    r"^(?P<runtime>\w+)/(?P<dtype>\w+) on (?P<device>\S+), (?P<threads>\d+) thread\(s\), (?P<batching>.+?), "
+    r"batch_invariant=(?P<invariant>\w+): (?P<reason>.*)$"
+)
+
+
+def served_plans(model_log: str) -> dict[str, list[str]]:
+    """Model name -> the distinct ``plan:`` lines its workers logged (in order), from a model log's text."""
+    plans: dict[str, list[str]] = {}
+    for line in model_log.splitlines():
+        found = _PLAN_LINE.search(line)
+        if found:
+            seen = plans.setdefault(found["model"], [])
+            if found["plan"] not in seen:
+                seen.append(found["plan"])
+    return plans
+
+
+def parse_plan(line: str) -> dict | None:
+    """One ``Plan.describe()`` line's parts: pair (bench name), device, threads, rowwise, reason; else None."""
+    head = _PLAN_HEAD.match(line.strip())
+    if not head:
+        return None
+    return {
+        "pair": ceiling.pair_name(head["runtime"], head["dtype"]),
+        "device": head["device"],
+        "threads": int(head["threads"]),
+        "rowwise": head["batching"] == "row by row",
+        "batch_invariant": head["invariant"] == "true",
+        "reason": head["reason"],
+        "line": line.strip(),
+    }
+
+
 def _post(url: str, text: str) -> None:
     request = urllib.request.Request(url, data=text.encode(), headers={"Content-Type": "text/plain"})
     with urllib.request.urlopen(request, timeout=120) as response:
@@ -88,7 +134,7 @@ def _worker_pids(mgmt_url: str, name: str) -> list[int]:
 
 
 def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Namespace) -> dict:
-    """Ceiling in process, then every mode through one TorchServe, level by level."""
+    """Ceiling and invariance per pair in process, then every mode through one TorchServe, level by level."""
     from handler.server import start_on_free_ports, stop
 
     case = resolve_case(name)
@@ -96,12 +142,14 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
     built = {kind: archive.build(kind, case.model_dir) for kind in dict.fromkeys(m.kind for m in modes)}
     result: dict = {"case": name, "model": case.description, "model_dir": str(case.model_dir), "runs": {}}
     result["variant_settings"] = {m.name: m.describe for m in modes if m.kind == "ours"}
+    # The archived model folder: the files the workers load, the exported ONNX graph among them.
+    served_dir = built["ours"] / MODEL_SUBDIR if "ours" in built else case.model_dir
+    formats = tuple(args.ceiling_dtype.split(",")) if args.ceiling_dtype else ceiling.formats_for(served_dir)
     if not args.skip_ceiling:
-        log.info("ceiling: raw forward in process")
+        log.info("ceiling: raw forward in process, pairs %s", ", ".join(formats))
         sizes = (32,) if args.quick else (8, 32, 64)
-        formats = tuple(args.ceiling_dtype.split(",")) if args.ceiling_dtype else ceiling.formats_for(case.model_dir)
         measured = ceiling.measure_formats(
-            case.model_dir,
+            served_dir,
             texts[: args.ceiling_texts],
             formats,
             batch_sizes=sizes,
@@ -113,6 +161,9 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
         result["ceilings"] = {fmt: m.to_json() for fmt, m in measured.items()}
         for fmt, m in measured.items():
             log.info("ceiling %s: %.1f sent/s, single p50 %.1f ms", fmt, m.best_throughput, m.single_ms_p50)
+        gc.collect()
+    if not args.skip_invariance:
+        result["invariance"] = measure_invariance(served_dir, texts[: args.invariance_texts], formats)
         gc.collect()
     work = WORK / name
     store = work / "model_store"
@@ -126,6 +177,7 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
         for mode in modes:
             for text in texts[:8]:
                 _post(f"{server.rest_url}/predictions/{mode.name}", text)  # first-request costs out of the way
+        result["plans"] = _plans_of(server.workdir / "logs" / "model_log.log", modes)
         # modes alternate within each level, so a drift in the machine's load hits them alike
         for users in args.users:
             for mode in modes:
@@ -154,6 +206,44 @@ def run_case(name: str, modes: list[Mode], texts: list[str], args: argparse.Name
     return result
 
 
+def _plans_of(model_log: Path, modes: list[Mode]) -> dict[str, dict]:
+    """Mode name -> the plan its workers logged (``parse_plan``, plus ``workers_agree``); ours' modes only."""
+    found = served_plans(model_log.read_text(errors="replace")) if model_log.is_file() else {}
+    plans = {}
+    for mode in modes:
+        lines = found.get(mode.name, [])
+        parsed = [p for p in map(parse_plan, lines) if p]
+        if mode.kind != "ours":
+            continue
+        if not parsed:
+            log.warning("%s: no plan line in %s; its ratios use no served pair", mode.name, model_log)
+            continue
+        plans[mode.name] = parsed[-1] | {"workers_agree": len({p["pair"] for p in parsed}) == 1}
+        log.info("%s serves %s", mode.name, parsed[-1]["line"])
+    return plans
+
+
+def measure_invariance(model_dir: Path, texts: list[str], pairs: tuple[str, ...]) -> dict[str, dict]:
+    """Per pair, ``bench.invariance.in_process`` batched as the ceiling runs it (``batch_invariant: false``).
+
+    A pair whose batches moved answers is measured again as ``batch_invariant: true`` serves it
+    (row by row), so the report shows both sides of the trade.
+    """
+    out: dict[str, dict] = {}
+    for name in pairs:
+        runtime, dtype = ceiling.parse_pair(name)
+        entry: dict = {"texts": len(texts)}
+        for key, invariant in (("batched", "false"), ("served", "true")):
+            settings = {"runtime": runtime, "dtype": dtype, "batch_invariant": invariant}
+            log.info("invariance %s, batch_invariant %s: %d texts", name, invariant, len(texts))
+            entry[key] = invariance.in_process(texts, settings, batch=32, seed=0, model_dir=model_dir)
+            gc.collect()
+            if all(c["invariant"] for c in entry[key]["comparisons"]):
+                break  # invariant batched: batch_invariant true serves it the same way
+        out[name] = entry
+    return out
+
+
 def _profile(server, texts: list[str], args: argparse.Namespace, out: Path) -> dict:
     """py-spy on ours' worker while 16 users load it."""
     import threading
@@ -180,7 +270,7 @@ def _profile(server, texts: list[str], args: argparse.Namespace, out: Path) -> d
 
 
 def write(results: dict, out: Path) -> str:
-    """Add summaries and notes, write results.json and results.md into ``out``; returns the markdown."""
+    """Add summaries and notes, write results.json, results.md and results.png into ``out``; returns the markdown."""
     results["summaries"] = {c["case"]: report.summarise(c) for c in results["cases"]}
     noisy = [
         lv["other_cores"]
@@ -198,10 +288,12 @@ def write(results: dict, out: Path) -> str:
         if noisy
         else []
     )
+    results["chart"] = "results.png"  # beside results.md, which links it
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     text = report.markdown(results)
     (out / "results.md").write_text(text)
+    chart.draw(results, out / "results.png")
     return text
 
 
@@ -220,14 +312,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variant", action="append", default=[], help="name:key=value,... (repeatable)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--skip-invariance", action="store_true", help="no in-process invariance check per pair")
+    parser.add_argument(
+        "--invariance-texts", type=int, help="texts for the invariance check per pair (default: all; quick 128)"
+    )
     parser.add_argument("--profile", type=float, default=0, help="py-spy ours' worker for this many seconds")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="DIR",
+        help="measure nothing: rewrite DIR's results.md and results.png from its results.json",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.render:
+        results = json.loads((args.render / "results.json").read_text())
+        print(write(results, args.render))
+        return results
     args.users = [int(u) for u in (args.users or ("1,16,64" if args.quick else "1,4,16,64")).split(",")]
     args.seconds = args.seconds or (5.0 if args.quick else 20.0)
     args.warmup = args.warmup or (1.5 if args.quick else 3.0)
     args.ceiling_texts = args.ceiling_texts or (128 if args.quick else 256)
+    args.invariance_texts = args.invariance_texts or (128 if args.quick else None)
     cases = (args.cases or ("default" if args.quick else "default,base")).split(",")
     args.stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     texts, source = load_texts(source=args.texts)
@@ -248,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["cases"].append(run_case(name, modes, texts, args))
         text = write(results, out)  # after every case, so a long run keeps what it measured
     print(text)
-    print(f"written: {out / 'results.json'}, {out / 'results.md'}")
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
     return results
 
 

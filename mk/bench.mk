@@ -7,8 +7,8 @@ BENCH_ARGS ?=
 
 .PHONY: bench bench-test
 
-bench: $(VENV)/.installed  ## side-by-side benchmark -> bench/results/<timestamp>/results.{json,md} (QUICK=1: short)
+bench: $(VENV)/.installed  ## side-by-side benchmark -> bench/results/<timestamp>/results.{json,md,png} (QUICK=1: short)
 	$(PY) -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-bench-test: $(VENV)/.installed  ## the benchmark's unit tests (report, client, baseline handler)
-	$(PY) -m pytest -q tests/unit/test_bench_report.py tests/unit/test_bench_parts.py tests/unit/test_bench_baseline.py
+bench-test: $(VENV)/.installed  ## the benchmark's unit tests (report, chart, client, baseline handler)
+	$(PY) -m pytest -q tests/unit/test_bench_report.py tests/unit/test_bench_chart.py tests/unit/test_bench_parts.py tests/unit/test_bench_baseline.py

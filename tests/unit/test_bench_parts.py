@@ -128,3 +128,70 @@ def test_write_adds_summaries_and_a_noise_note(tmp_path) -> None:
     text = write(results, tmp_path / "out")
     assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "results.md").read_text() == text
     assert "default" in results["summaries"] and "1.20 cores" in results["notes"][0]
+    assert (tmp_path / "out" / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](results.png)" in text
+
+
+def _model_log(*plans: tuple[str, str]) -> str:
+    """Lines as TorchServe 0.12's model_log.log writes a worker's stdout (one per plan, plus noise)."""
+    lines = ["2026-12-04T03:23:17,276 [INFO ] W-34501-ours_1.0-stdout MODEL_LOG - Listening on port: /tmp/.ts.sock"]
+    for port, (model, plan) in enumerate(plans, 34501):
+        lines.append(f"2026-12-04T03:23:30,552 [INFO ] W-{port}-{model}_1.0-stdout MODEL_LOG - plan: {plan}")
+        lines.append(f"2026-12-04T03:23:30,600 [INFO ] W-{port}-{model}_1.0-stdout MODEL_LOG - ja_ner handler ready")
+    return "\n".join(lines) + "\n"
+
+
+def test_issue21_the_served_pair_is_read_from_the_workers_plan_lines() -> None:
+    """What the workers logged is what ran: every distinct plan line per model, parsed back into its parts."""
+    from bench.run import parse_plan, served_plans
+    from ja_ner.plan import Plan
+
+    onnx = Plan("cpu", "onnxruntime", "float32", 1, 1, reason="measured fastest (x); probe: a: b, c; threads auto")
+    int8 = Plan("cpu", "torch", "int8", 2, 1, batch_invariant=True, rowwise=True, reason="set explicitly")
+    bf16 = Plan("cpu", "torch", "bfloat16", 1, 16, batch_invariant=False, reason="r")
+    log = _model_log(("ours", onnx.describe()), ("ours", onnx.describe()), ("torch_int8", int8.describe()))
+    found = served_plans(log + _model_log(("bf16", bf16.describe())))
+    assert found == {"ours": [onnx.describe()], "torch_int8": [int8.describe()], "bf16": [bf16.describe()]}
+    parsed = parse_plan(found["ours"][0])
+    assert parsed is not None
+    assert (parsed["pair"], parsed["threads"], parsed["rowwise"], parsed["batch_invariant"]) == (
+        "onnxruntime/float32",
+        1,
+        False,
+        True,
+    )
+    assert parsed["reason"] == "measured fastest (x); probe: a: b, c; threads auto"
+    assert parse_plan(int8.describe())["pair"] == "int8" and parse_plan(int8.describe())["rowwise"] is True
+    assert parse_plan(bf16.describe())["batch_invariant"] is False
+    assert parse_plan("ja_ner handler ready") is None and served_plans("no plan here") == {}
+
+
+def test_plans_of_keeps_ours_modes_and_flags_workers_that_disagree(tmp_path) -> None:
+    from bench.run import Mode, _plans_of
+    from ja_ner.plan import Plan
+
+    fp32 = Plan("cpu", "torch", "float32", 1, 1, reason="the reference").describe()
+    onnx = Plan("cpu", "onnxruntime", "float32", 1, 1, reason="measured fastest").describe()
+    log = tmp_path / "model_log.log"
+    log.write_text(_model_log(("ours", onnx), ("ours", fp32), ("torch", fp32)))
+    modes = [Mode("ours", "ours"), Mode("baseline", "baseline"), Mode("torch", "ours"), Mode("gone", "ours")]
+    plans = _plans_of(log, modes)
+    assert set(plans) == {"ours", "torch"}  # the baseline logs no plan; "gone" logged none
+    assert plans["ours"]["pair"] == "float32" and plans["ours"]["workers_agree"] is False  # the last line counts
+    assert plans["torch"]["pair"] == "float32" and plans["torch"]["workers_agree"] is True
+    assert _plans_of(tmp_path / "missing.log", modes) == {}
+
+
+def test_invariance_per_pair_in_process_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch) -> None:
+    """float32 is batch-invariant: measured once (batched), no changed entity or score."""
+    from bench.run import measure_invariance
+
+    monkeypatch.setenv("JA_NER_CACHE", str(tmp_path / "cache"))
+    texts = ["鈴木は熊本県に住む", "東京", "株式会社ソニーの本社は東京都港区にある。", "大阪"]
+    found = measure_invariance(tiny_model_dir, texts, ("float32",))
+    assert set(found) == {"float32"} and set(found["float32"]) == {"texts", "batched"}
+    assert found["float32"]["texts"] == 4
+    comparisons = found["float32"]["batched"]["comparisons"]
+    assert [c["name"] for c in comparisons] == ["client batches of 32", "streamed (final answer)"]
+    assert all(c["compared"] == 4 and c["entity_changes"] == c["score_changes"] == 0 for c in comparisons)
+    assert found["float32"]["batched"]["plan"].startswith("torch/float32 on cpu")
