@@ -128,18 +128,23 @@ class Pipeline:
         A partial result holds the entities of the tokens that window owns; the final result is
         the same as ``predict([doc])[0]`` (entities that cross a window edge are whole only there).
         """
-        prepared = self._prepare(doc)
+        try:
+            prepared = self._prepare(doc)
+            if not isinstance(prepared, NerError):
+                tokens = encode.encode([prepared.norm.text], self.tokenizer)
+                doc_probs = np.zeros((len(tokens[0]), len(self.codec.tags)), dtype=np.float32)
+                windows = self._segment(0, tokens[0], prepared)
+                # The first window runs alone so the first message comes early; the rest run in
+                # micro-batches of consecutive windows to keep the throughput of a plain request.
+                rest = batch.plan(
+                    windows[1:], token_budget=self.settings.token_budget, keep_order=True, max_length=self.max_length
+                )
+        except Exception:  # the policy at the top: this document alone fails
+            log.exception("preparing one document to stream failed")
+            prepared = Internal("internal error while predicting; see the server log")
         if isinstance(prepared, NerError):
             yield True, prepared
             return
-        tokens = encode.encode([prepared.norm.text], self.tokenizer)
-        doc_probs = np.zeros((len(tokens[0]), len(self.codec.tags)), dtype=np.float32)
-        windows = self._segment(0, tokens[0], prepared)
-        # The first window runs alone so the first message comes early; the rest run in
-        # micro-batches of consecutive windows to keep the throughput of a plain request.
-        rest = batch.plan(
-            windows[1:], token_budget=self.settings.token_budget, keep_order=True, max_length=self.max_length
-        )
         for group in [windows[:1], *rest] if windows else []:
             try:
                 self._run_into(group, tokens, [doc_probs])

@@ -217,8 +217,7 @@ def test_builder_and_adapter_agree_on_their_own_parameters(adapter: types.Module
 
 
 def _expected(pipeline: Pipeline, text: str, options: bytes | None = None) -> dict[str, Any]:
-    payload: dict[str, Any] = {"data": text, **({"options": options} if options else {})}
-    parsed = parse_request(payload, max_texts=64)
+    parsed = parse_request(text, content_type="text/plain", options=options, max_texts=64)
     status, body = render_response(
         parsed, pipeline.predict(parsed.documents), {"model": "ja_ner", "model_version": "1.0"}
     )

@@ -45,7 +45,10 @@ class Recorder:
         self.kinds[name] = (unit, metric_type, tuple((d.name, d.value) for d in dimensions))
 
 
-def make_context(model_dir: Path, tmp_path: Path, rows: int, handler_config: dict | None = None) -> Context:
+def make_context(
+    model_dir: Path, tmp_path: Path, rows: int, handler_config: dict | None = None, types: dict[int, str] | None = None
+) -> Context:
+    """TorchServe's context for ``rows`` REST requests; ``types``: a body media type per row (default text/plain)."""
     root = tmp_path / "unpacked"
     root.mkdir(exist_ok=True)
     if not (root / "model").exists():
@@ -55,6 +58,8 @@ def make_context(model_dir: Path, tmp_path: Path, rows: int, handler_config: dic
     context = Context("ja_ner", str(root), manifest, rows, None, "0.12.0", metrics=Recorder(), model_yaml_config=config)
     context.request_ids = {i: f"req-{i}" for i in range(rows)}
     context.request_processor = [RequestProcessor(dict(REST_HEADERS)) for _ in range(rows)]
+    for row, media in (types or {}).items():
+        context.request_processor[row] = RequestProcessor({**REST_HEADERS, "body": {"content-type": media}})
     return context
 
 
@@ -88,7 +93,8 @@ def test_a_bad_row_next_to_good_ones_fails_alone(handler: JaNerHandler, tiny_mod
         {"body": "あ" * 201},  # over max_chars
         {"body": {"text": "札幌", "options": {"colour": "red"}}},  # unknown option
     ]
-    answers = _answer(handler, make_context(tiny_model_dir, tmp_path, len(data)), data)
+    context = make_context(tiny_model_dir, tmp_path, len(data), types={1: "application/json", 2: "application/json"})
+    answers = _answer(handler, context, data)
     assert [status for status, _, _ in answers] == [200, 400, 200, 413, 400]
     assert {content_type for _, content_type, _ in answers} == {"application/json"}
     one, bad_json, batch, too_long, unknown = (body for _, _, body in answers)
