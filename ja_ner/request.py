@@ -31,12 +31,10 @@ MAX_JSON_DEPTH = 8  # nested arrays/objects; a request needs 2 ({"texts": [...]}
 MAX_JSON_NUMBER_CHARS = 64  # characters of one number literal (Python's int() alone refuses 4,300 digits)
 MAX_JSON_KEY_CHARS = 64  # characters of one object key (ours have at most 14)
 JSON_SPARE_ITEMS = 64  # array elements + object members one body may hold beyond max_texts (-> 413)
-# Charsets a declared media type may name: the body is read as UTF-8 whatever it says.
-UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 # A JSON string literal (escapes included); what is left once they are removed is the structure.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _LONG_NUMBER = re.compile(rf"[-+0-9.eE]{{{MAX_JSON_NUMBER_CHARS + 1},}}")
 _OPEN = np.frombuffer(b"[{", np.uint8)
 
@@ -76,13 +74,11 @@ def parse_request(
         max_request_chars: all texts together (code points); None: no limit.
 
     Raises:
-        InvalidInput: bad charset or UTF-8, malformed JSON, a parse-time limit, wrong shape, bad options.
+        InvalidInput: bad UTF-8, malformed JSON, a parse-time limit, wrong shape, bad options.
         InputTooLarge: more than ``max_texts`` texts, too many JSON items, or more than
             ``max_request_chars`` characters in all (one request must not hold a worker past its timeout).
     """
-    media, charset = media_type(content_type)
-    if charset is not None and charset not in UTF8_CHARSETS:
-        raise InvalidInput(f"charset {shown(charset)} is not supported; send UTF-8")
+    media = media_type(content_type)
     max_items = max_texts + JSON_SPARE_ITEMS
     request_options = RequestOptions()
     if options is not None:
@@ -94,17 +90,13 @@ def parse_request(
     return parsed
 
 
-def media_type(content_type: object) -> tuple[str, str | None]:
-    """``(media type, charset)`` of a Content-Type value, both lower-case ("" and None when absent)."""
-    if not isinstance(content_type, str):
-        return "", None
-    media, *params = content_type.split(";")
-    charset = None
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').strip().lower()
-    return media.strip().lower(), charset
+def media_type(content_type: object) -> str:
+    """The media type of a Content-Type value, lower-case, without parameters ("" when absent).
+
+    A declared charset is not read: every body is read as UTF-8 (TorchServe passes the handler the
+    media type alone anyway), and bytes that are not UTF-8 are refused.
+    """
+    return content_type.split(";", 1)[0].strip().lower() if isinstance(content_type, str) else ""
 
 
 def _is_json(media: str) -> bool:
@@ -147,11 +139,17 @@ def _json_value(raw: Any, max_items: int, what: str) -> Any:
 
 
 def _load_json(text: str, max_items: int, what: str) -> Any:
-    """Parse a JSON text after checking the parse-time limits on its structure."""
-    skeleton = _JSON_STRING.sub("0", text)  # string contents can hold any bracket or digit
-    brackets = np.frombuffer(_NOT_BRACKET.sub("", skeleton).encode("ascii"), np.uint8)
+    """Parse a JSON text after checking the parse-time limits on its structure (linear, no recursion)."""
+    # Every string is a key or a value, so a body with many strings has many items: refused
+    # before the strings are even located (a quote after a backslash may be an escaped one).
+    strings = (text.count('"') - text.count('\\"')) // 2
+    if strings // 2 - 1 > max_items:
+        raise _too_many_items(what, strings // 2 - 1, max_items)
+    skeleton = _JSON_STRING.sub("0", text) if strings else text  # strings can hold any bracket or digit
+    brackets = np.frombuffer(skeleton.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS), np.uint8)
+    opening = (brackets == ord("[")) | (brackets == ord("{"))
     if brackets.size > MAX_JSON_DEPTH:
-        depth = int(np.cumsum(np.where(np.isin(brackets, _OPEN), 1, -1)).max())
+        depth = int(np.cumsum(np.where(opening, 1, -1)).max())
         if depth > MAX_JSON_DEPTH:
             raise InvalidInput(f"JSON {what} is nested {depth} levels deep; the limit is {MAX_JSON_DEPTH}")
     number = _LONG_NUMBER.search(skeleton)
@@ -160,14 +158,18 @@ def _load_json(text: str, max_items: int, what: str) -> Any:
             f"JSON {what} has a number of {len(number.group())} characters; the limit is {MAX_JSON_NUMBER_CHARS}"
         )
     # every comma separates two items and every non-empty container holds one more than its commas
-    items = skeleton.count(",") + int(np.isin(brackets, _OPEN).sum())
+    items = skeleton.count(",") + int(opening.sum())
     if items > max_items:
-        raise InputTooLarge(f"JSON {what} has about {items} items (array elements and object members); "
-                            f"the limit is {max_items} (max_texts + {JSON_SPARE_ITEMS})")  # fmt: skip
+        raise _too_many_items(what, items, max_items)
     try:
         return json.loads(text, object_pairs_hook=_json_object)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def _too_many_items(what: str, items: int, max_items: int) -> InputTooLarge:
+    return InputTooLarge(f"JSON {what} has at least {items} items (array elements and object members); "
+                         f"the limit is {max_items} (max_texts + {JSON_SPARE_ITEMS})")  # fmt: skip
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -194,8 +196,7 @@ def _check_json(value: Any, max_items: int, what: str) -> Any:
                                    f"the limit is {MAX_JSON_DEPTH}")  # fmt: skip
             items += len(node)
             if items > max_items:
-                raise InputTooLarge(f"JSON {what} has more than {max_items} items (array elements and object "
-                                    f"members); the limit is {max_items} (max_texts + {JSON_SPARE_ITEMS})")  # fmt: skip
+                raise _too_many_items(what, items, max_items)
             if isinstance(node, dict):
                 for key in node:
                     if isinstance(key, str) and len(key) > MAX_JSON_KEY_CHARS:
