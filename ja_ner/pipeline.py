@@ -93,11 +93,12 @@ class Pipeline:
         """``predict`` plus per-stage timings for metrics (see the failure policy at the top)."""
         try:
             return self._predict_timed(docs)
-        except Exception:
+        except Exception as exc:
             if len(docs) < 2:
                 log.exception("prediction failed for one document")
                 return [Internal("internal error while predicting; see the server log") for _ in docs], StageTimes()
-            log.exception("prediction failed for a batch of %d documents; retrying one by one", len(docs))
+            # no stack here: each document that fails again logs its own, once
+            log.warning("prediction failed for a batch of %d documents (%r); retrying one by one", len(docs), exc)
         outcomes: list[Outcome] = []
         times = StageTimes()
         for doc in docs:
