@@ -236,6 +236,10 @@ def run(target: Target, *, seconds: float, seed: int, hostile_per_round: int = 4
                 replies = _together(calls, pool)
                 _score(report, cases, goods, alone, replies)
                 report.rounds += 1
+                if report.rounds % 50 == 0:
+                    failed = len(report.hostile_failures), len(report.good_failures)
+                    log.info("%d rounds, %d hostile, %d good; failures: %s hostile, %s good", report.rounds,
+                             report.hostile, report.good, *failed)  # fmt: skip
         report.seconds = time.monotonic() - started
         report.restarts = len(set(pids) - set(client.worker_pids()))
         report.healthy_after = client.healthy() and all(
