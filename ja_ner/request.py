@@ -32,8 +32,9 @@ MAX_JSON_NUMBER_CHARS = 64  # characters of one number literal (Python's int() a
 MAX_JSON_KEY_CHARS = 64  # characters of one object key (ours have at most 14)
 JSON_SPARE_ITEMS = 64  # array elements + object members one body may hold beyond max_texts (-> 413)
 
-# A JSON string literal (escapes included); what is left once they are removed is the structure.
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string literal once its escaped backslashes and quotes are gone (a single character class:
+# the regex engine keeps no per-character state); what is left once they are blanked is the structure.
+_JSON_STRING = re.compile(r'"[^"]*"')
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _LONG_NUMBER = re.compile(rf"[-+0-9.eE]{{{MAX_JSON_NUMBER_CHARS + 1},}}")
 _OPEN = np.frombuffer(b"[{", np.uint8)
@@ -145,20 +146,26 @@ def _load_json(text: str, max_items: int, what: str) -> Any:
     strings = (text.count('"') - text.count('\\"')) // 2
     if strings // 2 - 1 > max_items:
         raise _too_many_items(what, strings // 2 - 1, max_items)
-    skeleton = _JSON_STRING.sub("0", text) if strings else text  # strings can hold any bracket or digit
-    brackets = np.frombuffer(skeleton.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS), np.uint8)
-    opening = (brackets == ord("[")) | (brackets == ord("{"))
-    if brackets.size > MAX_JSON_DEPTH:
-        depth = int(np.cumsum(np.where(opening, 1, -1)).max())
+    skeleton = text
+    if strings:  # strings can hold any bracket or digit: blank them
+        skeleton = _JSON_STRING.sub("0", text.replace("\\\\", "").replace('\\"', ""))
+    brackets = skeleton.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS)
+    opens = brackets.count(b"[") + brackets.count(b"{")
+    if opens > MAX_JSON_DEPTH:
+        # Depth over a prefix: a body within the item limit has all its brackets in it, and one
+        # past the limit is refused anyway (for its depth, if the prefix shows it).
+        head = np.frombuffer(brackets[: 4 * (max_items + MAX_JSON_DEPTH)], np.uint8)
+        steps = np.where((head == ord("[")) | (head == ord("{")), 1, -1).astype(np.int16)
+        depth = int(np.cumsum(steps, dtype=np.int32).max())
         if depth > MAX_JSON_DEPTH:
-            raise InvalidInput(f"JSON {what} is nested {depth} levels deep; the limit is {MAX_JSON_DEPTH}")
+            raise InvalidInput(f"JSON {what} is nested at least {depth} levels deep; the limit is {MAX_JSON_DEPTH}")
     number = _LONG_NUMBER.search(skeleton)
     if number is not None:
         raise InvalidInput(
             f"JSON {what} has a number of {len(number.group())} characters; the limit is {MAX_JSON_NUMBER_CHARS}"
         )
     # every comma separates two items and every non-empty container holds one more than its commas
-    items = skeleton.count(",") + int(opening.sum())
+    items = skeleton.count(",") + opens
     if items > max_items:
         raise _too_many_items(what, items, max_items)
     try:

@@ -6,7 +6,7 @@ import pytest
 
 from ja_ner.errors import InputTooLarge, InvalidInput
 from ja_ner.options import Aggregation, OffsetUnit, parse_options
-from ja_ner.request import admit, parse_request, render_response
+from ja_ner.request import MAX_JSON_DEPTH, admit, parse_request, render_response
 from ja_ner.types import Document, DocumentResult, Entity
 
 MODEL = {"model": "ja_ner", "model_version": "1.0"}
@@ -179,3 +179,78 @@ def test_hf_format_is_the_pipeline_list_for_one_text_and_a_batch():
 )
 def test_issue13_admit_keeps_a_batch_within_its_character_budget(sizes, budget, expected):
     assert admit(sizes, budget) == expected
+
+
+# -- parse-time limits (issue 22): each refusal names its limit, decided before the JSON is parsed ---------
+
+
+def _refusal(body, **kw) -> str:
+    with pytest.raises((InvalidInput, InputTooLarge)) as err:
+        parse_request(body, content_type="application/json", max_texts=4, **kw)
+    return f"{err.value.code} {err.value.message}"
+
+
+def test_nesting_up_to_the_limit_is_parsed_and_one_level_more_is_refused() -> None:
+    assert MAX_JSON_DEPTH == 8
+    at_limit = b'{"x": ' + b"[" * 7 + b"1" + b"]" * 7 + b"}"  # 8 levels: read, then refused for its shape
+    assert _refusal(at_limit).startswith("400 unknown field(s): x")
+    deeper = b'{"x": ' + b"[" * 8 + b"1" + b"]" * 8 + b"}"
+    assert _refusal(deeper) == "400 JSON body is nested at least 9 levels deep; the limit is 8"
+    assert "the limit is 8" in _refusal(b"[" * 100_000)  # no RecursionError: checked before json.loads
+    assert "JSON options is nested" in _refusal(b"a", options=b'{"aggregation": ' + b"[" * 5_000 + b"]" * 5_000 + b"}")
+
+
+def test_brackets_and_digits_inside_strings_do_not_count() -> None:
+    body = json.dumps({"texts": ["[[[[[[[[[[[[", "1" * 200, 'a\\"[{', "x,y,z" * 100]}).encode()
+    assert [len(d.text) for d in parse_request(body, content_type="application/json", max_texts=4).documents] == [
+        12, 200, 5, 500
+    ]  # fmt: skip
+
+
+def test_number_literals_up_to_64_characters() -> None:
+    zeros = "0." + "0" * 62  # 64 characters: read (min_score 0.0)
+    parsed = parse_request(f'{{"text": "a", "options": {{"min_score": {zeros}}}}}'.encode(), max_texts=4)
+    assert parsed.options.min_score == 0.0
+    assert _refusal(f'{{"text": "a", "options": {{"min_score": {zeros}0}}}}'.encode()) == (
+        "400 JSON body has a number of 65 characters; the limit is 64"
+    )
+    assert "the limit is 64" in _refusal(b'{"text": ' + b"1" * 5_000 + b"}")  # not Python's 4,300-digit ValueError
+
+
+def test_long_and_duplicated_keys() -> None:
+    assert _refusal(json.dumps({"k" * 64: 1}).encode()).startswith(
+        "400 unknown field(s): " + repr("k" * 40) + "... (64 characters);"
+    )
+    assert _refusal(json.dumps({"k" * 65: 1}).encode()) == "400 a JSON object key has 65 characters; the limit is 64"
+    assert _refusal(b'{"text": "a", "text": "b"}') == "400 duplicated key 'text' in a JSON object"
+    assert "duplicated key 'aggregation'" in _refusal(
+        b'{"text": "a", "options": {"aggregation": "max", "aggregation": "first"}}'
+    )
+
+
+def test_items_beyond_max_texts_plus_64_are_413_before_parsing() -> None:
+    assert _refusal(json.dumps({"texts": ["a"] * 5}).encode()) == '413 "texts" has 5 items; the limit is 4'
+    many = _refusal(json.dumps({"texts": ["a"] * 100}).encode())
+    assert many.startswith("413 JSON body has at least") and "the limit is 68 (max_texts + 64)" in many
+    assert "the limit is 68" in _refusal(b"[" + b"{}," * 1_000 + b"{}]")
+
+
+def test_json_parsed_elsewhere_gets_the_same_limits_without_recursion() -> None:
+    deep: list = []
+    node = deep
+    for _ in range(100_000):  # deeper than the interpreter could recurse
+        node.append([])
+        node = node[0]
+    assert "nested more than 8 levels" in _refusal({"text": "a", "x": deep})
+    assert "the limit is 68" in _refusal({"texts": ["a"] * 100})
+    assert "key has 65 characters" in _refusal({"k" * 65: 1})
+    assert "number longer than 64" in _refusal({"text": "a", "options": {"min_score": 10**300}})
+
+
+def test_messages_show_client_values_bounded_and_escaped() -> None:
+    unknown = _refusal(json.dumps({f"f{i}": 1 for i in range(30)}).encode())
+    assert unknown.startswith("400 unknown field(s): f0, f1, f10, f11, f12 and 25 more;")
+    assert "'\\ud800'" in _refusal(b'{"\\ud800": 1}')  # escaped: the answer stays valid UTF-8
+    value = _refusal(json.dumps({"text": "a", "options": {"aggregation": "z" * 10_000}}).encode())
+    assert value.endswith("got " + repr("z" * 40) + "... (10000 characters)") and len(value) < 200
+    assert _refusal(b'{"text": "a", "options": {"aggregation": [' + b"1," * 50 + b"1]}}").endswith("got an array")
