@@ -7,7 +7,7 @@ answer with a 4xx JSON error of its own; the others (``refused=False``) may also
 ``hypothesis.strategies.randoms``) and the run against a real server (``fuzz.run``); a case is
 fully determined by the ``random.Random`` it is drawn from, so a seed reproduces a run.
 
-Classes (``KINDS``): deep and wide nesting, huge numbers, giant and duplicated keys, odd encodings,
+Classes (``KINDS``): deep and wide nesting, huge numbers, giant and duplicated keys, long escapes, odd encodings,
 odd content types and charsets, mixed body forms, gRPC input maps with odd keys and values.
 """
 
@@ -173,6 +173,14 @@ def keys(rng: random.Random) -> str:
     )
 
 
+def escapes(rng: random.Random) -> str:
+    """One text of escapes (quotes, backslashes, \\u) past max_request_chars: costly to scan, refused (413)."""
+    n = rng.choice([150_000, 600_000])  # at most 7.2 MB: under TorchServe's 8 MiB
+    escape = rng.choice(['\\"', "\\\\", "\\u3042", "\\ud842\\udfb7", "\\n"])
+    head, tail = rng.choice([('{"text": "', '"}'), ('{"texts": ["a", "', '"]}')])
+    return head + escape * n + tail
+
+
 def shape(rng: random.Random) -> str:
     """Well-formed JSON of the wrong shape (smaller than the limits, still refused)."""
     return rng.choice(
@@ -207,7 +215,7 @@ def shape(rng: random.Random) -> str:
     )
 
 
-HOSTILE_JSON: tuple[Callable[[random.Random], str], ...] = (deep, wide, number, keys, shape)
+HOSTILE_JSON: tuple[Callable[[random.Random], str], ...] = (deep, wide, number, keys, escapes, shape)
 
 
 def hostile_json(rng: random.Random) -> tuple[str, str]:
@@ -332,7 +340,7 @@ MAKERS: tuple[Callable[[random.Random], Case], ...] = (
     _grpc,
     _grpc,
 )
-KINDS = ("deep", "wide", "number", "keys", "shape", "encoding", "charset", "text-junk", "form", "urlencoded",
+KINDS = ("deep", "wide", "number", "keys", "escapes", "shape", "encoding", "charset", "text-junk", "form", "urlencoded",
          "grpc-data", "grpc-options", "grpc-keys", "grpc-stream")  # fmt: skip
 
 
