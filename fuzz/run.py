@@ -78,6 +78,7 @@ GOOD: tuple[hostile.Case, ...] = (
     hostile.Case("good", False, grpc={"data": hostile.GOOD_TEXT.encode()}),
     hostile.Case("good", False, grpc={"data": hostile.GOOD_TEXT.encode(), "options": b'{"aggregation": "max"}'}),
     hostile.Case("good", False, form={"data": hostile.GOOD_TEXT.encode(), "options": b'{"offsets": "utf16"}'}),
+    hostile.Case("good", False, grpc={"data": hostile.GOOD_TEXT.encode(), "stream": b"true"}, stream=True),
 )
 
 
