@@ -218,6 +218,10 @@ def shape(rng: random.Random) -> str:
 HOSTILE_JSON: tuple[Callable[[random.Random], str], ...] = (deep, wide, number, keys, escapes, shape)
 
 
+# Texts of HOSTILE_JSON that are refused as a body but are fine options: no options, the defaults.
+DEFAULT_OPTIONS = ("{}", "null")
+
+
 def hostile_json(rng: random.Random) -> tuple[str, str]:
     """``(class, JSON text)``: a text the service must refuse wherever it reads JSON."""
     make = rng.choice(HOSTILE_JSON)
@@ -275,7 +279,7 @@ def _form(rng: random.Random) -> Case:
     raw = text.encode("utf-8", "surrogatepass")
     choice = rng.randrange(4)
     if choice == 0:  # a hostile options field beside a good text
-        return Case("form", True, form={"data": GOOD_TEXT.encode(), "options": raw})
+        return Case("form", text not in DEFAULT_OPTIONS, form={"data": GOOD_TEXT.encode(), "options": raw})
     if choice == 1:  # the data field holds a hostile JSON body
         return Case("form", text.lstrip()[:1] == "{", form={"data": raw})
     if choice == 2:  # no data field at all
@@ -307,7 +311,7 @@ def _grpc(rng: random.Random) -> Case:
     if choice == 0:
         return Case("grpc-data", text.lstrip()[:1] == "{", grpc={"data": raw})
     if choice == 1:
-        return Case("grpc-options", True, grpc={"data": GOOD_TEXT.encode(), "options": raw})
+        return Case("grpc-options", text not in DEFAULT_OPTIONS, grpc={"data": GOOD_TEXT.encode(), "options": raw})
     if choice == 2:
         return Case("grpc-keys", True, grpc={})
     if choice == 3:
