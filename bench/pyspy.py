@@ -14,7 +14,7 @@ BUCKETS = (
     ("tokenizer", ("tokenization_", "encode.py", "tokenizers")),
     ("aggregate + entities", ("aggregate.py", "words.py", "_entities", "_finish")),
     ("normalise / segment / batch", ("normalise.py", "segment.py", "batch.py")),
-    ("request parse / JSON render", ("request.py", "json/", "_dumps")),
+    ("request parse / JSON render", ("request.py", "dataplane.py", "json/")),
     ("TorchServe metrics", ("ts/metrics", "_metrics")),
     ("TorchServe protocol + socket", ("otf_message_handler", "model_service_worker", "socket", "service.py")),
 )

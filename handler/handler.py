@@ -8,13 +8,13 @@ per-request status codes, content type, gRPC streaming and metrics.
 from __future__ import annotations
 
 import faulthandler
-import json
 import logging
 import os
 import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,12 @@ from ts.metrics.metric_type_enum import MetricTypes
 from handler import streaming
 from ja_ner import hardware
 from ja_ner import plan as planning
-from ja_ner.errors import Busy, NerError
+from ja_ner.dataplane import Incoming, Report, answer_batch
+from ja_ner.errors import InvalidInput
 from ja_ner.forward import device_for
-from ja_ner.pipeline import Pipeline, StageTimes
-from ja_ner.request import ParsedRequest, admit, parse_request, render_response, render_result
+from ja_ner.pipeline import Pipeline
 from ja_ner.settings import Settings
-from ja_ner.types import DocumentResult, Outcome
+from ja_ner.types import DocumentResult
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,36 @@ MODEL_SUBDIR = "model"
 INIT_STACK_DUMP_S = 120
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+# TorchServe puts a REST body under "body"; its gRPC client and multipart forms use "data". A gRPC
+# input key or form field "options" holds JSON options.
+PAYLOAD_KEYS = ("body", "data")
+OPTIONS_KEY = "options"
+# Read by TorchServe's worker for every request (ts/protocol/otf_message_handler.py): "false" hands
+# every body over as the bytes received, so the core parses each JSON body once, under its own
+# parse-time limits (TorchServe would json.loads an application/json body first, without any).
+DECODE_ENV = "TS_DECODE_INPUT_REQUEST"
 
 
-def _body_type(context: Any, idx: int) -> str | None:
-    """The media type TorchServe recorded for request ``idx``'s REST body (None over gRPC)."""
-    header = context.get_request_header(idx, "body")
-    return header.get("content-type") if isinstance(header, dict) else None
+def _incoming(row: dict[str, Any], context: Any, idx: int) -> Incoming:
+    """Request ``idx`` of a batch as the core reads it: its body, the body's media type, options, streaming.
+
+    Raises:
+        InvalidInput: the row has no body (a form or gRPC input map without ``data``).
+    """
+    key = next((k for k in PAYLOAD_KEYS if k in row), None)
+    if key is None:
+        raise InvalidInput(f"no request body; send text or JSON (input key one of {', '.join(PAYLOAD_KEYS)})")
+    header = context.get_request_header(idx, key) if key == "body" else None  # REST: {"content-type": ...}
+    content_type = header.get("content-type") if isinstance(header, dict) else None
+    stream = streaming.is_stream_request(context, idx)
+    return Incoming(row[key], content_type, row.get(OPTIONS_KEY), stream=stream)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def worker_count(model_config: dict[str, Any], environ: Mapping[str, str]) -> tuple[int, str]:
@@ -79,6 +101,7 @@ class JaNerHandler:
         # A worker that has not loaded after this long writes every thread's stack to its log (the
         # model log): a load that hangs then says where, instead of only timing out in the frontend.
         faulthandler.dump_traceback_later(INIT_STACK_DUMP_S, exit=False, file=sys.stderr)
+        os.environ[DECODE_ENV] = "false"  # this worker's own TorchServe code reads it per request
         try:
             self._initialize(context)
         finally:
@@ -104,93 +127,28 @@ class JaNerHandler:
         log.info("ja_ner handler ready: %s on %s", self.model_info, settings.device)
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
-        """Answer every request of a TorchServe batch; one bad request never fails the others."""
-        assert self.pipeline is not None
-        parsed = self._admit([self._parse(row, _body_type(context, idx)) for idx, row in enumerate(data)])
-        for idx in range(len(data)):
-            context.set_response_content_type(idx, "application/json")
-        ok = {i: p for i, p in enumerate(parsed) if isinstance(p, ParsedRequest)}
-        stream = {i for i in ok if streaming.is_stream_request(context, i)}
-        docs = [d for i, p in ok.items() if i not in stream for d in p.documents]
-        outcomes, times = self.pipeline.predict_timed(docs)
-        results = iter(outcomes)
-        answered = list(outcomes)  # every document's outcome, streamed ones too (metrics)
-        bodies = []
-        for idx, request in enumerate(parsed):
-            if isinstance(request, NerError):
-                bodies.append(self._error(context, idx, request))
-            elif idx in stream:
-                body, finals = self._stream(context, idx, request)
-                bodies.append(body)
-                answered += finals
-            else:
-                mine = [next(results) for _ in request.documents]
-                status, body = render_response(request, mine, self.model_info)
-                if status != 200:
-                    self._set_status(context, idx, status)
-                bodies.append(_dumps(body))
-        for idx in range(len(data)):
-            streaming.mark_final(context, idx)
-        self._metrics(context, len(data), answered, times)
-        return bodies
+        """Answer every request of a TorchServe batch; one request's failure never fails the others.
 
-    def _admit(self, parsed: list[ParsedRequest | NerError]) -> list[ParsedRequest | NerError]:
-        """Refuse (503 Busy) the requests that would take the batch past ``max_batch_chars``.
-
-        The limit keeps the worst batch well inside responseTimeout (docs/performance.md, "Long
-        texts"), where TorchServe would kill the worker and fail every request in it.
+        Everything per request happens in ``ja_ner.dataplane.answer_batch``, this adapter's row reading
+        (``_incoming``) included; here only the answers are translated (status, content type, final mark).
         """
         assert self.pipeline is not None
-        budget = self.pipeline.settings.max_batch_chars
-        ok = [i for i, p in enumerate(parsed) if isinstance(p, ParsedRequest)]
-        sizes = [parsed[i].chars for i in ok]  # type: ignore[union-attr]
-        out = list(parsed)
-        for i, size, fits in zip(ok, sizes, admit(sizes, budget), strict=True):
-            if not fits:
-                out[i] = Busy(f"this server batch is full ({budget} characters in all); retry the request ({size})")
-        return out
-
-    def _parse(self, row: dict[str, Any], content_type: str | None) -> ParsedRequest | NerError:
-        assert self.pipeline is not None
-        try:
-            settings = self.pipeline.settings
-            return parse_request(
-                row,
-                max_texts=settings.max_texts,
-                max_request_chars=settings.max_request_chars,
-                content_type=content_type,
-            )
-        except NerError as err:
-            return err
-
-    def _stream(self, context: Any, idx: int, request: ParsedRequest) -> tuple[bytes, list[Outcome]]:
-        """Send one message per window of a single document; the final answer and its outcomes."""
-        assert self.pipeline is not None
-        if request.batch or len(request.documents) != 1:
-            outcomes = self.pipeline.predict(request.documents)
-            return _dumps(render_response(request, outcomes, self.model_info)[1]), outcomes
-        doc = request.documents[0]
-        window = 0
-        for final, outcome in self.pipeline.predict_stream(doc):
-            if final:
-                return _dumps(render_response(request, [outcome], self.model_info)[1]), [outcome]
-            if isinstance(outcome, NerError):
-                continue
-            partial = {**self.model_info, "partial": True, "window": window, **render_result(doc, outcome)}
-            streaming.send_partial(context, idx, _dumps(partial))
-            window += 1
-        raise AssertionError("predict_stream ends with a final outcome")
+        answers = answer_batch(
+            self.pipeline,
+            self.model_info,
+            [partial(_incoming, row, context, idx) for idx, row in enumerate(data)],
+            send_partial=partial(streaming.send_partial, context),
+            record=partial(self._metrics, context),
+        )
+        for idx, answer in enumerate(answers):
+            context.set_response_content_type(idx, "application/json")
+            if answer.status != 200:
+                context.set_response_status(answer.status, _phrase(answer.status), idx)
+            streaming.mark_final(context, idx)
+        return [answer.body for answer in answers]
 
     @staticmethod
-    def _set_status(context: Any, idx: int, status: int) -> None:
-        context.set_response_status(status, HTTPStatus(status).phrase, idx)
-
-    def _error(self, context: Any, idx: int, error: NerError) -> bytes:
-        self._set_status(context, idx, error.code)
-        return _dumps(error.to_json())
-
-    @staticmethod
-    def _metrics(context: Any, requests: int, outcomes: list[Outcome], times: StageTimes) -> None:
+    def _metrics(context: Any, report: Report) -> None:
         """Counters per ``handle`` call, stage seconds as histograms, entities found per type.
 
         TorchServe's frontend turns a HISTOGRAM line into a Prometheus histogram with the Prometheus
@@ -201,14 +159,14 @@ class JaNerHandler:
         if metrics is None:
             return
         metrics.add_counter("NerBatches", 1)
-        metrics.add_counter("NerBatchRequests", requests)
-        metrics.add_counter("NerDocuments", len(outcomes))
-        metrics.add_counter("NerForwardPasses", len(times.batches))
-        for stage, seconds in times.seconds.items():
+        metrics.add_counter("NerBatchRequests", report.requests)
+        metrics.add_counter("NerDocuments", len(report.outcomes))
+        metrics.add_counter("NerForwardPasses", len(report.times.batches))
+        for stage, seconds in report.times.seconds.items():
             metrics.add_time(
                 "NerStageSeconds", seconds, unit="s", dimensions=[Dimension("Stage", stage)],
                 metric_type=MetricTypes.HISTOGRAM,
             )  # fmt: skip
-        found = Counter(e.type for o in outcomes if isinstance(o, DocumentResult) for e in o.entities)
+        found = Counter(e.type for o in report.outcomes if isinstance(o, DocumentResult) for e in o.entities)
         for entity_type, count in sorted(found.items()):
             metrics.add_counter("NerEntities", count, dimensions=[Dimension("EntityType", entity_type)])

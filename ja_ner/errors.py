@@ -2,6 +2,40 @@
 
 from __future__ import annotations
 
+# Characters of one client-supplied value a message may show (a message never echoes a whole body).
+SHOWN_CHARS = 40
+# Client-supplied names one message may list (unknown fields or options).
+SHOWN_NAMES = 5
+
+
+def shown(value: object, *, bare: bool = False) -> str:
+    """A client-supplied value as an error message may show it: bounded, printable, never raising.
+
+    Strings are cut to ``SHOWN_CHARS`` and ``repr``-escaped (so a lone surrogate or a control
+    character cannot break the JSON answer); with ``bare`` a short printable string is shown as is.
+    Arrays and objects are named, not printed; integers too long to print are described.
+    """
+    if isinstance(value, str):
+        if bare and len(value) <= SHOWN_CHARS and value.isprintable() and value.isascii():
+            return value
+        more = f"... ({len(value)} characters)" if len(value) > SHOWN_CHARS else ""
+        return repr(value[:SHOWN_CHARS]) + more
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 128 else f"an integer of {value.bit_length()} bits"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def shown_names(names: list[object]) -> str:
+    """Up to ``SHOWN_NAMES`` client-supplied names, comma-separated (``shown``, bare), then how many more."""
+    listed = ", ".join(shown(n, bare=True) for n in names[:SHOWN_NAMES])
+    return listed + (f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else "")
+
 
 class NerError(Exception):
     """Base of every error the core reports about a request or itself.

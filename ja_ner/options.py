@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, get_type_hints
 
-from ja_ner.errors import InvalidInput
+from ja_ner.errors import InvalidInput, shown, shown_names
 
 
 class Aggregation(StrEnum):
@@ -92,14 +92,14 @@ def _parse_value(spec: OptionSpec, value: Any) -> Any:
             return spec.kind(value)
         except ValueError:
             allowed = ", ".join(repr(c) for c in spec.choices)
-            raise InvalidInput(f"option {spec.name!r} must be one of {allowed}, got {value!r}") from None
+            raise InvalidInput(f"option {spec.name!r} must be one of {allowed}, got {shown(value)}") from None
     if spec.kind is bool:
         if not isinstance(value, bool):
-            raise InvalidInput(f"option {spec.name!r} must be true or false, got {value!r}")
+            raise InvalidInput(f"option {spec.name!r} must be true or false, got {shown(value)}")
         return value
     low, high = spec.range
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:  # type: ignore[operator]
-        raise InvalidInput(f"option {spec.name!r} must be a number from {low:g} to {high:g}, got {value!r}")
+        raise InvalidInput(f"option {spec.name!r} must be a number from {low:g} to {high:g}, got {shown(value)}")
     return float(value)
 
 
@@ -113,7 +113,7 @@ def parse_options(raw: Any) -> RequestOptions:
         return RequestOptions()
     if not isinstance(raw, dict):
         raise InvalidInput(f"'options' must be a JSON object, got {type(raw).__name__}")
-    unknown = sorted(str(k) for k in raw if k not in OPTION_NAMES)
+    unknown = sorted((k for k in raw if k not in OPTION_NAMES), key=str)
     if unknown:
-        raise InvalidInput(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}")
+        raise InvalidInput(f"unknown option(s): {shown_names(unknown)}; known: {', '.join(OPTION_NAMES)}")
     return RequestOptions(**{s.name: _parse_value(s, raw[s.name]) for s in OPTIONS if s.name in raw})

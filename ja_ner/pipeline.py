@@ -6,7 +6,8 @@ is ever re-tokenised at a window edge (see ``segment``).
 Failure policy (every adapter inherits it): a bad document is its own error outcome; if the batch
 as a whole fails anyway (a forward micro-batch raising, say out of memory), its documents are
 retried one by one and only those that fail again get ``Internal`` (500). ``predict`` never raises
-for a document's sake.
+for a document's sake. ``predict_stream`` (one document) lets a failure raise: its caller, the data
+plane (``ja_ner.dataplane``), answers that one request 500 under the guard every request passes.
 """
 
 from __future__ import annotations
@@ -106,11 +107,12 @@ class Pipeline:
         """``predict`` plus per-stage timings for metrics (see the failure policy at the top)."""
         try:
             return self._predict_timed(docs)
-        except Exception:
+        except Exception as exc:
             if len(docs) < 2:
                 log.exception("prediction failed for one document")
                 return [Internal("internal error while predicting; see the server log") for _ in docs], StageTimes()
-            log.exception("prediction failed for a batch of %d documents; retrying one by one", len(docs))
+            # no stack here: each document that fails again logs its own, once
+            log.warning("prediction failed for a batch of %d documents (%r); retrying one by one", len(docs), exc)
         outcomes: list[Outcome] = []
         times = StageTimes()
         for doc in docs:
@@ -131,7 +133,7 @@ class Pipeline:
         t = times.add("segment", t)
         probs = self._run(windows, tokens, times)
         t = time.perf_counter()
-        results = iter([self._finish(p, tokens[i], probs[i]) for i, p in enumerate(ready)])
+        results = iter([self._entities(p, tokens[i], probs[i]) for i, p in enumerate(ready)])
         times.add("aggregate", t)
         return [p if isinstance(p, NerError) else next(results) for p in prepared], times
 
@@ -140,6 +142,7 @@ class Pipeline:
 
         A partial result holds the entities of the tokens that window owns; the final result is
         the same as ``predict([doc])[0]`` (entities that cross a window edge are whole only there).
+        A failure raises (one document, one caller: ``ja_ner.dataplane`` answers that request 500).
         """
         prepared = self._prepare(doc)
         if isinstance(prepared, NerError):
@@ -158,16 +161,11 @@ class Pipeline:
             pad_multiple=self.plan.pad_multiple,
         )
         for group in [windows[:1], *rest] if windows else []:
-            try:
-                self._run_into(group, tokens, [doc_probs])
-            except Exception:  # the policy at the top: this document alone fails
-                log.exception("forward failed while streaming one document")
-                yield True, Internal("internal error while predicting; see the server log")
-                return
+            self._run_into(group, tokens, [doc_probs])
             for window in group:
                 part = slice(window.own_start, window.own_end)
-                yield False, self._finish(prepared, tokens[0], doc_probs, part)
-        yield True, self._finish(prepared, tokens[0], doc_probs)
+                yield False, self._entities(prepared, tokens[0], doc_probs, part)
+        yield True, self._entities(prepared, tokens[0], doc_probs)
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -215,16 +213,9 @@ class Pipeline:
             first = w.own_start - w.start + 1
             out[w.doc_index][w.own_start : w.own_end] = probs[row, first : first + w.own_end - w.own_start]
 
-    def _finish(
+    def _entities(
         self, p: _Prepared, tokens: encode.TokenisedText, probs: np.ndarray, part: slice = slice(None)
-    ) -> Outcome:
-        try:
-            return self._entities(p, tokens, probs, part)
-        except Exception:  # a bug on one document must not fail its batch neighbours
-            log.exception("aggregation failed for one document")
-            return Internal("internal error while building entities; see the server log")
-
-    def _entities(self, p: _Prepared, tokens: encode.TokenisedText, probs: np.ndarray, part: slice) -> DocumentResult:
+    ) -> DocumentResult:
         indices = [i for i in range(len(tokens))[part] if tokens.offsets[i][0] < tokens.offsets[i][1]]
         offsets = [tokens.offsets[i] for i in indices]
         spans = aggregate.aggregate(

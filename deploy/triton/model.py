@@ -20,17 +20,18 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ja_ner import plan as planning
+from ja_ner.dataplane import Answer, Incoming, Report, answer_batch, contained
 from ja_ner.errors import InvalidInput, NerError
-from ja_ner.pipeline import Pipeline, StageTimes
-from ja_ner.request import ParsedRequest, parse_request, render_response
+from ja_ner.pipeline import Pipeline
 from ja_ner.settings import Settings
-from ja_ner.types import Document, DocumentResult, Outcome
+from ja_ner.types import DocumentResult
 
 log = logging.getLogger(__name__)
 
 INPUT_TEXT = "TEXT"
 INPUT_OPTIONS = "OPTIONS"
 OUTPUT = "ENTITIES_JSON"
+TEXT_TYPE = "text/plain; charset=utf-8"  # what a TEXT row is: one UTF-8 text
 
 # The ONE table from the core's HTTP-like codes to Triton error codes (names of pb_utils.TritonError
 # attributes). Triton turns them into HTTP 400/503/500 and gRPC INVALID_ARGUMENT/UNAVAILABLE/INTERNAL.
@@ -88,34 +89,25 @@ def _rows(request: Any, name: str) -> list[bytes] | None:
     return [bytes(item) for item in tensor.as_numpy().reshape(-1)]
 
 
-def parse_rows(
-    texts: list[bytes], options: list[bytes] | None, *, max_texts: int, max_request_chars: int | None = None
-) -> list[ParsedRequest]:
-    """One ``ParsedRequest`` per row, through the same parser as the TorchServe handler.
+def read_rows(request: Any) -> list[Incoming]:
+    """One ``Incoming`` per row of a Triton request, for the core's data plane.
 
-    ``TEXT`` rows are plain text (never sniffed for JSON); an empty ``OPTIONS`` row means defaults.
+    ``TEXT`` rows are plain text (declared ``text/plain``: never read as JSON); an empty
+    ``OPTIONS`` row means the defaults.
 
     Raises:
-        NerError: the first bad row, its message prefixed with the row index when there are several.
+        InvalidInput: no ``TEXT`` input, or ``OPTIONS`` with another number of rows.
     """
+    texts = _rows(request, INPUT_TEXT)
+    if texts is None:
+        raise InvalidInput(f"input {INPUT_TEXT} is required")
+    options = _rows(request, INPUT_OPTIONS)
     if options is not None and len(options) != len(texts):
-        raise InvalidInput(f"OPTIONS has {len(options)} rows but TEXT has {len(texts)}")
-    parsed = []
-    for row, raw in enumerate(texts):
-        try:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InvalidInput(f"TEXT is not valid UTF-8 (byte {exc.start})") from None
-            payload: dict[str, Any] = {"data": text}
-            if options is not None and options[row].strip():
-                payload["options"] = options[row]
-            parsed.append(parse_request(payload, max_texts=max_texts, max_request_chars=max_request_chars))
-        except NerError as err:
-            if len(texts) == 1:
-                raise
-            raise type(err)(f"row {row}: {err.message}") from None
-    return parsed
+        raise InvalidInput(f"{INPUT_OPTIONS} has {len(options)} rows but {INPUT_TEXT} has {len(texts)}")
+    return [
+        Incoming(text, TEXT_TYPE, options[row] if options is not None and options[row].strip() else None)
+        for row, text in enumerate(texts)
+    ]
 
 
 class StageMetrics:
@@ -143,8 +135,9 @@ class StageMetrics:
         self.stages = {stage: stages.Metric(labels={**labels, "stage": stage}) for stage in self.STAGES}
         self.entities = {t: entities.Metric(labels={**labels, "type": t}) for t in entity_types}
 
-    def record(self, outcomes: list[Outcome], times: StageTimes) -> None:
-        """Add one ``predict_timed`` call."""
+    def record(self, report: Report) -> None:
+        """Add one batch (``ja_ner.dataplane.answer_batch`` calls it; a failure here fails no answer)."""
+        outcomes, times = report.outcomes, report.times
         self.documents.increment(len(outcomes))
         self.passes.increment(len(times.batches))
         for stage, seconds in times.seconds.items():
@@ -184,46 +177,32 @@ class TritonPythonModel:
         log.info("loaded %s from %s on %s", args["model_instance_name"], model_dir, self.settings.device)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        """Answer a dynamic batch: one response per request, in order; errors stay per request."""
-        parsed: list[list[ParsedRequest] | NerError] = []
-        for request in requests:
-            try:
-                texts = _rows(request, INPUT_TEXT)
-                if texts is None:
-                    raise InvalidInput(f"input {INPUT_TEXT} is required")
-                options = _rows(request, INPUT_OPTIONS)
-                parsed.append(
-                    parse_rows(
-                        texts,
-                        options,
-                        max_texts=self.settings.max_texts,
-                        max_request_chars=self.settings.max_request_chars,
-                    )
-                )
-            except NerError as err:
-                parsed.append(err)
-        documents: list[Document] = [
-            doc for item in parsed if not isinstance(item, NerError) for rows in item for doc in rows.documents
-        ]
-        # never raises: a failing batch is retried document by document (ja_ner.pipeline's policy)
-        answered, times = self.pipeline.predict_timed(documents)
-        self.metrics.record(answered, times)
-        outcomes = iter(answered)
-        return [self._respond(item, outcomes) for item in parsed]
+        """Answer a dynamic batch: one response per request, in order; errors stay per request.
 
-    def _respond(self, item: list[ParsedRequest] | NerError, outcomes: Any) -> Any:
+        Every row of every request goes through ``ja_ner.dataplane.answer_batch`` together (one
+        pipeline call); a request is answered with its rows' answers, or with its first bad row's error.
+        """
+        read = [contained("read", read_rows, request) for request in requests]
+        rows = [row for item in read if not isinstance(item, NerError) for row in item]
+        answers = iter(answer_batch(self.pipeline, self.model_info, rows, record=self.metrics.record))
+        responses = []
+        for item in read:
+            mine = [] if isinstance(item, NerError) else [next(answers) for _ in item]  # the shared iterator first
+            response = contained("render", self._respond, item, mine)
+            responses.append(self._respond(response, []) if isinstance(response, NerError) else response)
+        return responses
+
+    @staticmethod
+    def _respond(item: list[Incoming] | NerError, answers: list[Answer]) -> Any:
         if isinstance(item, NerError):
             return pb_utils.InferenceResponse(error=triton_error(item.to_json()))
-        # take this request's outcomes first: the iterator is shared with the requests after it
-        rendered = [render_response(rows, [next(outcomes) for _ in rows.documents], self.model_info) for rows in item]
-        answers = []
-        for row, (status, body) in enumerate(rendered):
-            if status != 200:
-                if len(rendered) > 1:
+        for row, answer in enumerate(answers):
+            if answer.error is not None:
+                body = answer.error.to_json()
+                if len(answers) > 1:
                     body = {**body, "message": f"row {row}: {body['message']}"}
                 return pb_utils.InferenceResponse(error=triton_error(body))
-            answers.append(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        out = np.array(answers, dtype=np.object_).reshape(-1, 1)
+        out = np.array([answer.body for answer in answers], dtype=np.object_).reshape(-1, 1)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT, out)])
 
     def finalize(self) -> None:

@@ -217,8 +217,7 @@ def test_builder_and_adapter_agree_on_their_own_parameters(adapter: types.Module
 
 
 def _expected(pipeline: Pipeline, text: str, options: bytes | None = None) -> dict[str, Any]:
-    payload: dict[str, Any] = {"data": text, **({"options": options} if options else {})}
-    parsed = parse_request(payload, max_texts=64)
+    parsed = parse_request(text, content_type="text/plain", options=options, max_texts=64)
     status, body = render_response(
         parsed, pipeline.predict(parsed.documents), {"model": "ja_ner", "model_version": "1.0"}
     )
@@ -343,6 +342,32 @@ def test_core_errors_from_the_pipeline_map_per_request(instance: Any, monkeypatc
     responses = instance.execute([FakeRequest(["a"]), FakeRequest(["b"]), FakeRequest(["c"])])
     assert responses[0].error is None and responses[2].error is None
     assert responses[1].error_json() == {"code": 413, "type": "InputTooLarge", "message": "too big"}
+
+
+def test_hostile_options_and_unreadable_requests_fail_alone(instance: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22: the Triton adapter answers through the same data plane (limits, containment) as TorchServe."""
+    deep = b'{"aggregation": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    broken = FakeRequest(["a"])
+    monkeypatch.setattr(broken.tensors["TEXT"], "as_numpy", lambda: 1 / 0)  # the adapter's own reading fails
+    good = [FakeRequest(["鈴木は熊本県に住む"]), FakeRequest(["東京"])]
+    responses = instance.execute([good[0], FakeRequest(["a"], [deep]), broken, good[1]])
+    assert responses[0].rows() == [_expected(instance.pipeline, "鈴木は熊本県に住む")]
+    assert responses[3].rows() == [_expected(instance.pipeline, "東京")]
+    nested = responses[1].error_json()
+    assert nested["code"] == 400 and "levels deep; the limit is 8" in nested["message"]
+    assert responses[2].error_json()["type"] == "Internal" and responses[2].error.code() == FakeTritonError.INTERNAL
+
+
+def test_busy_admission_reaches_triton(instance: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_batch_chars lives in the data plane: a Triton request that does not fit its batch gets 503 Busy alone."""
+    from dataclasses import replace
+
+    small = replace(instance.pipeline.settings, max_request_chars=40, max_batch_chars=60)
+    monkeypatch.setattr(instance.pipeline, "settings", small)
+    responses = instance.execute([FakeRequest(["東" * 40]), FakeRequest(["京" * 30]), FakeRequest(["大" * 10])])
+    assert responses[0].error is None and responses[2].error is None
+    busy = responses[1].error_json()
+    assert (busy["code"], busy["type"]) == (503, "Busy") and responses[1].error.code() == FakeTritonError.UNAVAILABLE
 
 
 # -- repository builder -----------------------------------------------------------------------------

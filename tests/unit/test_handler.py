@@ -45,7 +45,10 @@ class Recorder:
         self.kinds[name] = (unit, metric_type, tuple((d.name, d.value) for d in dimensions))
 
 
-def make_context(model_dir: Path, tmp_path: Path, rows: int, handler_config: dict | None = None) -> Context:
+def make_context(
+    model_dir: Path, tmp_path: Path, rows: int, handler_config: dict | None = None, types: dict[int, str] | None = None
+) -> Context:
+    """TorchServe's context for ``rows`` REST requests; ``types``: a body media type per row (default text/plain)."""
     root = tmp_path / "unpacked"
     root.mkdir(exist_ok=True)
     if not (root / "model").exists():
@@ -55,6 +58,8 @@ def make_context(model_dir: Path, tmp_path: Path, rows: int, handler_config: dic
     context = Context("ja_ner", str(root), manifest, rows, None, "0.12.0", metrics=Recorder(), model_yaml_config=config)
     context.request_ids = {i: f"req-{i}" for i in range(rows)}
     context.request_processor = [RequestProcessor(dict(REST_HEADERS)) for _ in range(rows)]
+    for row, media in (types or {}).items():
+        context.request_processor[row] = RequestProcessor({**REST_HEADERS, "body": {"content-type": media}})
     return context
 
 
@@ -88,7 +93,8 @@ def test_a_bad_row_next_to_good_ones_fails_alone(handler: JaNerHandler, tiny_mod
         {"body": "あ" * 201},  # over max_chars
         {"body": {"text": "札幌", "options": {"colour": "red"}}},  # unknown option
     ]
-    answers = _answer(handler, make_context(tiny_model_dir, tmp_path, len(data)), data)
+    context = make_context(tiny_model_dir, tmp_path, len(data), types={1: "application/json", 2: "application/json"})
+    answers = _answer(handler, context, data)
     assert [status for status, _, _ in answers] == [200, 400, 200, 413, 400]
     assert {content_type for _, content_type, _ in answers} == {"application/json"}
     one, bad_json, batch, too_long, unknown = (body for _, _, body in answers)
@@ -182,3 +188,30 @@ def test_a_load_that_hangs_logs_its_stacks_and_a_quick_one_does_not(
     JaNerHandler().initialize(make_context(tiny_model_dir, tmp_path, 1))
     time.sleep(2.5)
     assert "Timeout" not in capfd.readouterr().err  # cancelled once loaded
+
+
+def test_issue22_a_row_the_adapter_cannot_read_fails_alone(
+    handler: JaNerHandler, tiny_model_dir: Path, tmp_path
+) -> None:
+    """A bug in the adapter's own payload reading is contained like any other stage (500 for that row only)."""
+    data = [{"body": "東京都に住む"}, None, {"body": "大阪"}]  # None: not a row TorchServe could hand over
+    answers = _answer(handler, make_context(tiny_model_dir, tmp_path, len(data)), data)
+    assert [status for status, _, _ in answers] == [200, 500, 200]
+    assert answers[1][2]["type"] == "Internal"
+
+
+def test_issue22_the_core_parses_every_json_body_itself(handler: JaNerHandler, tiny_model_dir: Path, tmp_path) -> None:
+    """TorchServe hands bodies over as bytes (TS_DECODE_INPUT_REQUEST=false): the core parses them, with its limits."""
+    import os
+
+    assert os.environ["TS_DECODE_INPUT_REQUEST"] == "false"  # set by initialize, read by TorchServe per request
+    data = [
+        {"body": bytearray(json.dumps({"texts": ["大阪", "京都"]}).encode())},
+        {"body": bytearray(b"[" * 3000 + b"]" * 3000)},
+        {"body": bytearray(b'{"text": "a"}')},  # text/plain: one text, never read as JSON
+    ]
+    context = make_context(tiny_model_dir, tmp_path, len(data), types={0: "application/json", 1: "application/json"})
+    (s0, _, b0), (s1, _, b1), (s2, _, b2) = _answer(handler, context, data)
+    assert s0 == 200 and len(b0["results"]) == 2
+    assert s1 == 400 and "the limit is 8" in b1["message"]
+    assert s2 == 200 and isinstance(b2["entities"], list)

@@ -25,7 +25,7 @@ def pipeline_answer(tiny_model_dir) -> list[dict]:
 
 
 def test_hf_answer_has_the_pipelines_keys_in_its_order_and_types(pipeline_answer) -> None:
-    request = parse_request({"body": {"text": TEXT, "options": {"format": "hf"}}}, max_texts=4)
+    request = parse_request({"text": TEXT, "options": {"format": "hf"}}, max_texts=4)
     status, ours = render_response(request, [DocumentResult((Entity("PER", "鈴木", 0, 2, 0.97),))], {"model": "m"})
     assert status == 200 and isinstance(ours, list)
     theirs = pipeline_answer[0]

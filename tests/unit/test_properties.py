@@ -192,5 +192,5 @@ def test_json_body_with_a_utf8_bom_is_read_as_json():
     ``parse_request`` then sees "\\ufeff{" and analyses the JSON syntax as text (200, junk entities)."""
     from ja_ner.request import parse_request
 
-    parsed = parse_request({"body": bytearray(b'\xef\xbb\xbf{"text": "a"}')}, max_texts=64)
+    parsed = parse_request(bytearray(b'\xef\xbb\xbf{"text": "a"}'), max_texts=64)
     assert [d.text for d in parsed.documents] == ["a"]
