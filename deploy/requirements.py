@@ -20,9 +20,20 @@ from packaging.utils import canonicalize_name
 
 HERE = Path(__file__).resolve().parent
 
-# The core (ja_ner) imports torch, transformers (tokenizers, safetensors, huggingface-hub), numpy and
-# fugashi + unidic-lite (word boundaries). It reads no YAML: its settings arrive as a mapping.
-CORE = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "numpy", "fugashi", "unidic-lite")
+# The core (ja_ner) imports torch, transformers (tokenizers, safetensors, huggingface-hub), numpy,
+# fugashi + unidic-lite (word boundaries) and onnxruntime (the second runtime; the graph itself is
+# exported at archive time, outside the image). It reads no YAML: its settings arrive as a mapping.
+CORE = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "huggingface-hub",
+    "numpy",
+    "fugashi",
+    "unidic-lite",
+    "onnxruntime",
+)
 IMAGES: dict[str, dict[str, tuple[str, ...]]] = {
     # TorchServe runs the handler inside the .mar; psutil is the frontend's metrics collector. Its
     # worker reads model-config.yaml with PyYAML (ts.utils.util.get_yaml_config) without declaring

@@ -59,7 +59,15 @@ def _units(
     probs: np.ndarray,
     strategy: Aggregation,
     words: Words | None,
+    codec: LabelCodec | None = None,
 ) -> list[tuple[int, int, np.ndarray]]:
+    """One (start, end, label probabilities) per unit: a token, or a word (``strategy``).
+
+    With ``codec`` (structured decoding), an ``average``/``max`` word keeps its aggregated mass
+    per type but takes its position labels (B/I/E/S) from its first token: the word's most
+    confident token is often an inner I-, and a word read as "I- after O" would be an illegal
+    start that the Viterbi path then drops (鈴木 as ▁ + 鈴木 under ``max``).
+    """
     if strategy is Aggregation.SIMPLE or words is None:
         return [(s, e, p) for (s, e), p in zip(offsets, probs, strict=True)]
     units = []
@@ -83,8 +91,20 @@ def _units(
             vec = vectors.mean(axis=0)
         else:
             vec = vectors[int(vectors.max(axis=1).argmax())]
+        if codec is not None and strategy is not Aggregation.FIRST:
+            vec = _positions_of_first(vec, vectors[0], codec)
         units.append((ws, we, vec))
     return units
+
+
+def _positions_of_first(vec: np.ndarray, first: np.ndarray, codec: LabelCodec) -> np.ndarray:
+    """``vec``'s mass per entity type, split over that type's positions as ``first`` splits it."""
+    type_of = codec.type_matrix  # [labels, types], one-hot rows; O's row is zero
+    entity = type_of.sum(axis=1) > 0
+    own = type_of @ (vec @ type_of)  # each label: its type's aggregated mass
+    base = type_of @ (first @ type_of)  # each label: its type's mass in the first token
+    split = np.where(base > 1e-12, first / np.maximum(base, 1e-12), vec / np.maximum(own, 1e-12))
+    return np.where(entity, own * split, vec).astype(vec.dtype, copy=False)
 
 
 def _group(units: list[tuple[int, int, np.ndarray]], codec: LabelCodec) -> list[Span]:
@@ -182,8 +202,9 @@ def aggregate(
         decoding: ``viterbi`` (the best legal label path; the served default, setting ``decoding``) or
             ``group`` (argmax runs, type voted).
     """
-    units = _units(offsets, probs, strategy, words)
-    decoded = _viterbi(units, codec) if decoding is Decoding.VITERBI else _group(units, codec)
+    viterbi = decoding is Decoding.VITERBI
+    units = _units(offsets, probs, strategy, words, codec if viterbi else None)
+    decoded = _viterbi(units, codec) if viterbi else _group(units, codec)
     grouped = [g for g in decoded if g.score >= min_score]
     if word_edges and words:
         grouped = [_on_words(g, words, g.type not in keep_function_words) for g in grouped]

@@ -253,3 +253,21 @@ def test_viterbi_agrees_with_group_on_a_legal_argmax(xlmr_tokenizer):
     for decoding in Decoding:
         got = _decode(xlmr_tokenizer, "田中鈴木", BIO, rows, decoding)
         assert got == [("PER", "田中", _mass(rows, [0, 1], "PER")), ("PER", "鈴木", _mass(rows, [2, 3], "PER"))]
+
+
+@pytest.mark.parametrize("strategy", [Aggregation.AVERAGE, Aggregation.MAX])
+@pytest.mark.parametrize("decoding", list(Decoding))
+def test_a_word_whose_most_confident_token_is_inside_still_begins_its_entity(strategy, decoding):
+    """Regression: 鈴木 as ▁ (B-PER 0.60) + 鈴木 (I-PER 0.99) under ``max`` read as an illegal I- start."""
+    from ja_ner.words import Word, Words
+
+    codec = LabelCodec.from_id2label(dict(enumerate(BIO)))
+    text = "鈴木は東京"
+    offsets = [(0, 1), (1, 2), (2, 3), (3, 5)]  # 鈴 | 木 | は | 東京
+    probs = np.full((4, len(BIO)), 0.01, dtype=np.float32)
+    probs[0, BIO.index("B-PER")], probs[1, BIO.index("I-PER")] = 0.60, 0.99
+    probs[2, BIO.index("O")], probs[3, BIO.index("B-LOC")] = 0.95, 0.95
+    probs /= probs.sum(axis=1, keepdims=True)
+    words = Words.of([Word(0, 2, proper=True), Word(2, 3, function=True), Word(3, 5, proper=True)])
+    spans = aggregate(text, offsets, probs, codec, strategy, words, decoding=decoding)
+    assert [(s.type, s.start, s.end) for s in spans] == [("PER", 0, 2), ("LOC", 3, 5)]

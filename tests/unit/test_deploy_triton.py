@@ -379,7 +379,9 @@ def test_repository_layout(model_root: Path, tiny_model_dir: Path) -> None:
     assert (root / "1" / "model.py").read_bytes() == ADAPTER.read_bytes()
     assert (root / "1" / "ja_ner" / "pipeline.py").is_file()
     assert not (root / "1" / "ja_ner" / "client").exists()
-    assert (root / "1" / "model").resolve() == tiny_model_dir.resolve()
+    model = root / "1" / "model"  # links to the model's files, and the graph ONNX Runtime serves
+    assert (model / "config.json").resolve() == (tiny_model_dir / "config.json").resolve()
+    assert (model / "model.onnx").is_file() and not (tiny_model_dir / "model.onnx").exists()
 
 
 @pytest.mark.parametrize("kind", ["cpu", "gpu"])
@@ -413,9 +415,10 @@ def test_new_version_next_to_the_old_and_copy_mode(tmp_path: Path, tiny_model_di
     out = tmp_path / "repo"
     build_repo.build_repo(tiny_model_dir, out)
     build_repo.build_repo(tiny_model_dir, out, version=2, copy_model=True, keep_versions=True)
-    assert (out / "ja_ner" / "1" / "model").is_symlink()
+    assert (out / "ja_ner" / "1" / "model" / "config.json").is_symlink()
     copied = out / "ja_ner" / "2" / "model"
     assert copied.is_dir() and not copied.is_symlink() and (copied / "config.json").is_file()
+    assert not (copied / "config.json").is_symlink() and (copied / "model.onnx").is_file()
     build_repo.build_repo(tiny_model_dir, out, version=3)
     assert sorted(p.name for p in (out / "ja_ner").iterdir()) == ["3", "config.pbtxt"]
 
