@@ -223,6 +223,11 @@ def preflight() -> str | None:
             return "podman run of a trivial container did not finish in 120 s"
     if ran.returncode != 0:
         return f"podman cannot run a container here: {ran.stderr.strip()[-400:]}"
+    if not shutil.which("mmdebstrap") and not (image_exists(STANDIN_PYTHON) and image_exists(STANDIN_JRE)):
+        python_image = _dockerfile_arg(IMAGES["torchserve"][0], "PYTHON_IMAGE")
+        jre_image = _dockerfile_arg(IMAGES["torchserve"][0], "JRE_IMAGE")
+        if not (pullable(python_image) and pullable(jre_image)):
+            return "no base image: the official ones cannot be pulled and mmdebstrap is not installed"
     return None
 
 

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from imagekit import REPO, built, podman, readme_text
+from podservice import PodConnector, Service
 
 from bench.client import Users
 from deploy import images
-
-from .conftest import REPO, podman, readme_text
-from .service import PodConnector, Service
 
 COMMITTED_IMAGE = "registry.example.com/ja-ner-{name}:1.0"
 # one line per TorchServe worker / Triton instance (ja_ner/forward.py)
@@ -99,6 +98,7 @@ def _cpus(quantity: str) -> float:
 @pytest.fixture(params=["torchserve", "triton"])
 def played(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path, dict, list[Pod]]]:
     name = request.param
+    built(name)
     path, deployment = render(name, tmp_path)
     deploy_name = deployment["metadata"]["name"]
     podman("kube", "down", str(path), check=False)
