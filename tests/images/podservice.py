@@ -1,61 +1,31 @@
 """A stand-in for a Kubernetes Service in front of ``podman kube play`` pods, on 127.0.0.1 only.
 
-podman publishes no port of a Deployment's pods (no ``hostPort`` in the manifests), and its pods
-have no Service. This reaches each pod the way its own containers do, on the pod's loopback
-interface: a connector thread enters the pod's network namespace (``setns``, needs root) and
-opens the sockets there; the listener stays on the host's 127.0.0.1. New connections are spread
-round-robin over the endpoints that are ready, and an endpoint removed (a pod being deleted) gets
-no new connection, while connections already open stay, as with kube-proxy.
+Each pod's ports are published on 127.0.0.1 (test_kube.render); the Service listens on another
+loopback port and spreads new connections round-robin over the endpoints that are ready. An
+endpoint removed (a pod being deleted) gets no new connection, while connections already open
+stay, as with kube-proxy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
-import os
-import queue
 import socket
 import threading
 from collections import Counter
-from concurrent.futures import Future
-
-CLONE_NEWNET = 0x40000000
 
 
 class PodConnector:
-    """Opens TCP connections to 127.0.0.1:PORT inside the network namespace of process ``pid``."""
+    """Opens TCP connections to a pod's container ports, published on 127.0.0.1 (container -> host port)."""
 
-    def __init__(self, pid: int) -> None:
-        self._jobs: queue.Queue[tuple[int, Future[socket.socket]] | None] = queue.Queue()
-        self._fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-        ready: Future[None] = Future()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
-        ready.result(timeout=10)
-
-    def _serve(self, ready: Future[None]) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.setns(self._fd, CLONE_NEWNET) != 0:  # this thread only
-            ready.set_exception(OSError(ctypes.get_errno(), "setns into the pod's network namespace"))
-            return
-        ready.set_result(None)
-        while (job := self._jobs.get()) is not None:
-            port, result = job
-            try:
-                result.set_result(socket.create_connection(("127.0.0.1", port), timeout=10))
-            except OSError as err:
-                result.set_exception(err)
+    def __init__(self, published: dict[int, int]) -> None:
+        self.published = dict(published)
 
     def connect(self, port: int) -> socket.socket:
-        result: Future[socket.socket] = Future()
-        self._jobs.put((port, result))
-        sock = result.result(timeout=15)
-        sock.settimeout(None)
-        return sock
+        return socket.create_connection(("127.0.0.1", self.published[port]), timeout=15)
 
     def close(self) -> None:
-        self._jobs.put(None)
-        os.close(self._fd)
+        pass
 
 
 def _pump(source: socket.socket, target: socket.socket) -> None:
