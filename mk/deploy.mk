@@ -48,6 +48,5 @@ images: model_store/$(MODEL_NAME).mar  ## both images with podman (BASE=auto|off
 test-images: $(VENV)/.installed protos  ## run the images: health, answers, drain, kube play of deploy/k8s (podman)
 	@reason=$$($(IMAGES_PY) preflight); rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo "make test-images: SKIPPED: $$reason"; exit 0; fi; \
-	if [ $$rc -ne 0 ]; then echo "$$reason" >&2; exit $$rc; fi
-	$(MAKE) images
-	$(PY) -m pytest -q -s -p no:cacheprovider tests/images $(PYTEST_ARGS)
+	if [ $$rc -ne 0 ]; then echo "$$reason" >&2; exit $$rc; fi; \
+	set -ex; $(MAKE) images; $(PY) -m pytest -q -s -p no:cacheprovider tests/images $(PYTEST_ARGS)
