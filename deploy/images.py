@@ -104,9 +104,6 @@ def build_standins(force: bool = False) -> None:
                 # the official image's pip installs system-wide; Debian marks its Python externally managed
                 'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED',
                 'ln -sf pip3 "$1"/usr/bin/pip 2>/dev/null || true',
-                # /dev/shm as on a running system (1777): a volume mounted there (a pod's emptyDir)
-                # takes this mode, and Triton's python backend (uid 10001) creates its regions there
-                'mkdir -p "$1"/dev/shm && chmod 1777 "$1"/dev/shm',
                 clean,
             ],
         )
