@@ -137,12 +137,15 @@ def _get(url: str, token: str | None = None, context: ssl.SSLContext | None = No
         return 0, str(err)
 
 
-def health(url: str, key_file: Path, timeout_s: float = 4.0) -> bool:
+def health(url: str, key_file: Path, timeout_s: float = 4.0, drain_file: Path | None = None) -> bool:
     """True if ``url`` answers 200 within ``timeout_s`` seconds (the images' HEALTHCHECK).
 
     TorchServe refuses even /ping without the inference key when token authorisation is on: the
     key is sent from ``key_file`` when that file holds one (Triton has none and needs none).
+    False while ``drain_file`` exists: the TorchServe image's entrypoint creates it on SIGTERM.
     """
+    if drain_file is not None and drain_file.exists():
+        return False
     key = read_key(key_file)
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
     try:
@@ -263,6 +266,10 @@ def main(argv: list[str] | None = None) -> None:
         "--key-file", type=Path, default=Path(os.environ.get("TS_KEY_FILE", "key_file.json")),
         help="health: TorchServe's key file (default: $TS_KEY_FILE or ./key_file.json)",
     )  # fmt: skip
+    parser.add_argument(
+        "--drain-file", type=Path, default=Path(os.environ.get("TS_DRAIN_FILE", "draining")),
+        help="health: unhealthy while this file exists (default: $TS_DRAIN_FILE or ./draining)",
+    )  # fmt: skip
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
@@ -271,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.action == "health":
         if not args.url:
             parser.error("health needs a URL")
-        sys.exit(0 if health(args.url, args.key_file) else 1)
+        sys.exit(0 if health(args.url, args.key_file, drain_file=args.drain_file) else 1)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.action == "stop":
         stop(Server(args.workdir.resolve(), {}))

@@ -1,7 +1,7 @@
-# Deployment (issue 8): images, Kubernetes and KServe manifests. See docs/deploy.md.
-# No container engine runs here: `deploy-lint` lints and validates, `deploy-check` runs each
-# Dockerfile's steps (same files, layout, CMD, HEALTHCHECK) on loopback, and the images are built
-# elsewhere with the `docker build` lines at the top of each Dockerfile.
+# Deployment (issue 8, 23): images, Kubernetes and KServe manifests. See docs/deploy.md.
+# `deploy-lint` lints and validates, `deploy-check` runs each Dockerfile's steps without a container
+# engine; `images` builds both images with podman and `test-images` runs them (containers, drain,
+# `podman kube play` of the manifests). podman reads deploy/podman/containers.conf (deploy/images.py).
 
 PY ?= .venv/bin/python
 MODEL ?= models/ja-ner-small
@@ -9,7 +9,11 @@ MODEL_NAME ?= ja_ner
 HADOLINT ?= $(firstword $(wildcard .venv/bin/hadolint) hadolint)
 KSERVE_STORE ?= build/kserve/ja-ner
 
-.PHONY: deploy-requirements deploy-lint deploy-check deploy-check-torchserve deploy-check-triton kserve-store
+BASE ?= auto
+IMAGES_PY := $(PY) deploy/images.py
+
+.PHONY: deploy-requirements deploy-lint deploy-check deploy-check-torchserve deploy-check-triton kserve-store \
+	base-images images test-images
 
 deploy-requirements:  ## rewrite deploy/requirements-*.txt (exact pins of each image) from .venv
 	$(PY) deploy/requirements.py
@@ -33,3 +37,16 @@ kserve-store: model_store/$(MODEL_NAME).mar  ## the storageUri layout KServe's T
 	cp deploy/kserve/config.properties $(KSERVE_STORE)/config/config.properties
 	cp model_store/$(MODEL_NAME).mar $(KSERVE_STORE)/model-store/$(MODEL_NAME).mar
 	@echo "upload $(KSERVE_STORE)/ to the storageUri of deploy/kserve/inferenceservice.yaml"
+
+base-images:  ## stand-ins for the official base images from Debian packages (mmdebstrap + podman import)
+	python3 deploy/images.py base
+
+images: model_store/$(MODEL_NAME).mar  ## both images with podman (BASE=auto|official|standin); sizes, build times
+	$(IMAGES_PY) build --base $(BASE)
+
+# Skips (exit 0, with the reason) only where podman cannot run a container at all.
+test-images: $(VENV)/.installed protos  ## run the images: health, answers, drain, kube play of deploy/k8s (podman)
+	@reason=$$($(IMAGES_PY) preflight); rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "make test-images: SKIPPED: $$reason"; exit 0; fi; \
+	if [ $$rc -ne 0 ]; then echo "$$reason" >&2; exit $$rc; fi; \
+	set -ex; $(MAKE) images; $(PY) -m pytest -q -s -p no:cacheprovider tests/images $(PYTEST_ARGS)

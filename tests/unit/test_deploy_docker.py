@@ -14,16 +14,19 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from deploy import dockerfile, requirements
+from handler.server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = {name: REPO / "deploy" / f"Dockerfile.{name}" for name in ("torchserve", "triton")}
@@ -214,7 +217,8 @@ def test_entrypoint_stops_the_whole_process_group_on_sigterm(tmp_path: Path) -> 
         f"p = subprocess.Popen(['sleep', '120']); open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(120)"
     )
     entry = subprocess.Popen(
-        [sys.executable, str(REPO / "deploy" / "torchserve" / "entrypoint.py"), sys.executable, "-c", launcher]
+        [sys.executable, str(REPO / "deploy" / "torchserve" / "entrypoint.py"), sys.executable, "-c", launcher],
+        env=_drain_env(tmp_path),
     )
     deadline = time.monotonic() + 20
     while not pid_file.exists() or not pid_file.read_text():
@@ -224,6 +228,84 @@ def test_entrypoint_stops_the_whole_process_group_on_sigterm(tmp_path: Path) -> 
     entry.send_signal(signal.SIGTERM)
     assert entry.wait(timeout=20) == 0
     assert not _running(grandchild), "the launcher's child survived"
+
+
+def _drain_env(tmp_path: Path, port: int | None = None) -> dict[str, str]:
+    """The entrypoint's drain settings for a test: its own marker file, its own (free) ports."""
+    port = port or free_port()
+    return {
+        **os.environ,
+        "TS_DRAIN_FILE": str(tmp_path / "draining"),
+        "TS_INFERENCE_ADDRESS": f"http://127.0.0.1:{port}",
+        "TS_GRPC_INFERENCE_PORT": str(free_port()),
+        "TS_DRAIN_TIMEOUT_S": "20",
+    }
+
+
+def test_healthcheck_is_unready_while_the_drain_marker_exists(ping_server, tmp_path: Path) -> None:
+    url, _handler = ping_server
+    assert _healthcheck(f"{url}/ping", tmp_path) == 0
+    (tmp_path / "draining").touch()
+    assert _healthcheck(f"{url}/ping", tmp_path) == 1
+
+
+SLOW_SERVER = """
+import http.server, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(3)
+        self.send_response(200); self.end_headers(); self.wfile.write(b"answered")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_entrypoint_drains_a_request_in_flight_before_stopping(tmp_path: Path) -> None:
+    """SIGTERM while a request is in flight: marker created, the request answered, then exit 0."""
+    port = free_port()
+    env = _drain_env(tmp_path, port)
+    entry = subprocess.Popen(
+        [sys.executable, str(REPO / "deploy" / "torchserve" / "entrypoint.py"), sys.executable, "-c", SLOW_SERVER,
+         str(port)], env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        answer: list[bytes] = []
+        client = threading.Thread(
+            target=lambda: answer.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20).read())
+        )
+        client.start()
+        time.sleep(0.5)  # the request is in flight (the server takes 3 s)
+        entry.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert (tmp_path / "draining").exists(), "health is not turned unready"
+        assert entry.poll() is None, "stopped with a request in flight"
+        client.join(timeout=20)
+        assert answer == [b"answered"]
+        assert entry.wait(timeout=20) == 0
+    finally:
+        entry.kill()
+
+
+def test_inference_ports_from_the_config_and_its_overrides(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "deploy" / "torchserve"))
+    try:
+        import entrypoint
+    finally:
+        sys.path.pop(0)
+    config = tmp_path / "config.properties"
+    config.write_text("inference_address=http://0.0.0.0:8080\ngrpc_inference_port=7070\n")
+    command = ["torchserve", "--ts-config", str(config)]
+    assert entrypoint.inference_ports(command, {}) == {8080, 7070}
+    overrides = {"TS_INFERENCE_ADDRESS": "https://0.0.0.0:8443", "TS_GRPC_INFERENCE_PORT": "7443"}
+    assert entrypoint.inference_ports(command, overrides) == {8443, 7443}
 
 
 def _running(pid: int) -> bool:
