@@ -55,24 +55,41 @@ class Choice:
 
 
 def usable_cores(affinity: int | None = None, cpu_max: str | None = None) -> int:
-    """Cores this process may use: the affinity mask, lowered by a cgroup v2 ``cpu.max`` quota.
+    """Cores this process may use: the affinity mask, lowered by a cgroup CPU quota.
 
     Args:
         affinity: cores in the affinity mask (default: ``os.sched_getaffinity``).
-        cpu_max: the text of ``cpu.max`` ("max 100000" or "150000 100000"; default: read it).
+        cpu_max: the quota as cgroup v2's ``cpu.max`` writes it ("max 100000" or "150000 100000");
+            default: read it (``cpu_quota``: cgroup v2, else v1's ``cpu.cfs_quota_us``).
 
     A fractional quota rounds down, never below 1.
     """
     if affinity is None:
         affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if cpu_max is None:
-        path = Path("/sys/fs/cgroup/cpu.max")
-        cpu_max = path.read_text() if path.is_file() else "max"
+        cpu_max = cpu_quota()
     quota, _, period = cpu_max.strip().partition(" ")
     cores = affinity
     if quota != "max" and period:
         cores = min(cores, int(quota) // int(period))
     return max(1, cores)
+
+
+def cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> str:
+    """This process's CPU quota as "QUOTA PERIOD" (or "max ..."): cgroup v2 ``cpu.max``, else v1 CFS.
+
+    cgroup v1 (a container on a host with hybrid cgroups) keeps it in ``cpu.cfs_quota_us`` (-1: none)
+    and ``cpu.cfs_period_us`` under the ``cpu`` (or ``cpu,cpuacct``) controller.
+    """
+    v2 = root / "cpu.max"
+    if v2.is_file():
+        return v2.read_text()
+    for controller in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        quota, period = root / controller / "cpu.cfs_quota_us", root / controller / "cpu.cfs_period_us"
+        if quota.is_file() and period.is_file():
+            q = int(quota.read_text().strip() or -1)
+            return "max 100000" if q <= 0 else f"{q} {int(period.read_text().strip())}"
+    return "max"
 
 
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:

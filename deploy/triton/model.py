@@ -71,6 +71,15 @@ def settings_from_parameters(parameters: dict[str, str], *, kind: str, device_id
     return replace(settings, device=f"cuda:{device_id}" if kind == "GPU" else "cpu")
 
 
+def _log_info(message: str) -> None:
+    """Into Triton's own log (the server's stdout, so a pod's log) where the backend offers it."""
+    logger = getattr(pb_utils, "Logger", None)
+    if logger is not None:
+        logger.log_info(message)
+    else:
+        log.info("%s", message)
+
+
 def instance_count(model_config: dict[str, Any], kind: str) -> int:
     """Instances of this model of ``kind`` (CPU/GPU) in ``config.pbtxt``'s instance groups (at least 1).
 
@@ -169,7 +178,7 @@ class TritonPythonModel:
         plan = planning.resolve(
             self.settings, model_dir, workers=instances, workers_why="Triton instances of this kind"
         )
-        log.info("plan: %s", plan.describe())
+        _log_info(f"plan: {plan.describe()}")
         self.pipeline = Pipeline.load(model_dir, self.settings, plan)
         self.metrics = StageMetrics(
             {"model": args["model_name"], "version": args["model_version"]}, self.pipeline.codec.types

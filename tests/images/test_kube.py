@@ -30,7 +30,8 @@ from handler.server import free_port
 
 COMMITTED_IMAGE = "registry.example.com/ja-ner-{name}:1.0"
 # one line per TorchServe worker / Triton instance (ja_ner/forward.py)
-LOADED = re.compile(r"model loaded from \S+ on cpu as \w+, (\d+) thread\(s\)")
+# The plan each TorchServe worker / Triton instance logs once (ja_ner.plan.Plan.describe).
+LOADED = re.compile(r"plan: [a-z]+/[a-z0-9]+ on cpu, (\d+) thread\(s\)")
 
 
 @dataclass
@@ -229,12 +230,6 @@ def _loaded_threads(pod: Pod, timeout_s: float = 120) -> list[int]:
     return seen or []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, fixed in the core's plan: TorchServe pods start TS_DEFAULT_WORKERS_PER_MODEL=1 worker whose "
-    "handler sizes threads for the auto worker count (1 x 1 of 2 CPUs); the Triton adapter does not log its "
-    "threads to the pod log. Remove this marker with that fix (strict: it fails once the check passes).",
-)
 def test_each_pod_uses_the_cpus_of_its_limits(played) -> None:
     """workers x threads (the sum of threads over the workers) = the pod's CPU limit."""
     _name, _path, deployment, pods = played
@@ -244,7 +239,7 @@ def test_each_pod_uses_the_cpus_of_its_limits(played) -> None:
         assert wait_probes(pod, container) >= 0
         threads = _loaded_threads(pod)
         print(f"{pod.name}: {len(threads)} worker(s) x threads {threads}, limit {cpus:g} CPU(s)")
-        assert threads, f"{pod.name}: no 'model loaded ... thread(s)' line in its log"
+        assert threads, f"{pod.name}: no 'plan: ... thread(s)' line in its log"
         assert sum(threads) == cpus, f"{pod.name}: {len(threads)} worker(s) with {threads} thread(s), limit {cpus}"
 
 

@@ -50,3 +50,19 @@ def test_detect_describes_this_machine():
     hw = hardware.detect()
     assert hw.cores >= 1
     assert "usable core" in hw.describe()
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, "150000 100000"),  # cgroup v2
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "200000 100000"),  # v1
+        ({"cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, "max 100000"),
+        ({}, "max"),
+    ],
+)
+def test_the_cpu_quota_is_read_from_cgroup_v2_or_v1(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert hardware.cpu_quota(tmp_path).strip() == expected
