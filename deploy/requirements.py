@@ -42,7 +42,9 @@ IMAGES: dict[str, dict[str, tuple[str, ...]]] = {
     # Only the tritonserver binary, libraries and backend stub of nvidia-pytriton are used (by
     # deploy/triton/serve.py, stdlib only), never its Python API: its own dependencies stay out.
     # Settings come from config.pbtxt parameters; PyYAML is there only as transformers' dependency.
-    "triton": {"roots": (*CORE, "nvidia-pytriton"), "no_deps": ("nvidia-pytriton",)},
+    # The image builds its model repository itself (build_repo.py), which exports the ONNX graph:
+    # hence onnx, which torch.onnx's exporter needs.
+    "triton": {"roots": (*CORE, "onnx", "nvidia-pytriton"), "no_deps": ("nvidia-pytriton",)},
 }
 # Build tools pip itself provides in the image; torch lists setuptools for torch.utils.cpp_extension.
 SKIP = {"pip", "setuptools", "wheel"}
