@@ -207,6 +207,8 @@ def cached_onnx(model_dir: str | Path) -> Path:
     from ja_ner.plan import cache_dir, model_key
 
     folder = cache_dir()
+    if folder is None:
+        raise ConfigError("no writable folder to export the ONNX graph into; set JA_NER_CACHE")
     path = folder / f"onnx-{model_key(Path(model_dir))}.onnx"
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -305,22 +305,22 @@ def _config(model_dir: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def cache_dir() -> Path:
-    """Where probe results and exported graphs are kept.
+def cache_dir() -> Path | None:
+    """Where probe results and exported graphs are kept; None where no folder is writable.
 
-    ``JA_NER_CACHE``, else ~/.cache/ja-ner, else the temp folder: the first that is writable.
+    ``JA_NER_CACHE``, then ~/.cache/ja-ner, then the temp folder: the first that is writable.
     """
     named = os.environ.get("JA_NER_CACHE")
-    for folder in (
-        [Path(named)] if named else [Path.home() / ".cache" / "ja-ner", Path(tempfile.gettempdir()) / "ja-ner"]
-    ):
+    candidates = [Path(named)] if named else []
+    candidates += [Path.home() / ".cache" / "ja-ner", Path(tempfile.gettempdir()) / "ja-ner"]
+    for folder in candidates:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if os.access(folder, os.W_OK):
                 return folder
         except OSError:
             continue
-    raise ConfigError("no writable folder for the probe cache; set JA_NER_CACHE")
+    return None
 
 
 def model_key(model_dir: Path) -> str:
@@ -364,6 +364,9 @@ def cached_probe(
     if measure is None:
         from ja_ner.forward import probe as measure  # torch only where a probe really runs
     folder = cache_dir()
+    if folder is None:  # a read-only container without a writable temp folder: measure, keep nothing
+        log.warning("no writable folder for the probe cache (set JA_NER_CACHE): measuring without one")
+        return measure(model_dir, pairs, threads, device)
     key = probe_key(model_dir, pairs, threads, device, hw)
     path = folder / f"probe-{key}.json"
     with open(folder / f"probe-{key}.lock", "w") as lock:

@@ -173,3 +173,11 @@ def test_a_plan_refuses_what_cannot_run():
             replace(base, **bad)
     with pytest.raises(ConfigError):
         Settings(runtime="tensorrt")
+
+
+def test_without_a_writable_cache_the_probe_still_decides(tmp_path, monkeypatch):
+    monkeypatch.setattr(planning, "cache_dir", lambda: None)  # a read-only container
+    table = {("torch", "float32"): (40, 1.0, 0.8, INVARIANT), ("torch", "int8"): (20, 0.4, 0.3, DEPENDENT)}
+    measure = _measure(table)
+    plan = planning.resolve(Settings(), _model(tmp_path), hw=Hardware(cores=2, cpu_flags=AVX2_EPYC), measure=measure)
+    assert (plan.dtype, plan.rowwise) == ("int8", True) and len(measure.calls) == 1
