@@ -67,17 +67,9 @@ def _load(model_dir: Path, config: Config, device: str):
 
 def _raw(pipeline, ids: list[list[int]]) -> None:
     """The model alone on rows of ids padded to the longest (what the ceiling measures)."""
-    import numpy as np
+    from ja_ner.batch import from_rows
 
-    from ja_ner.batch import Batch
-
-    longest = max(len(r) for r in ids)
-    input_ids = np.full((len(ids), longest), pipeline.special.pad, dtype=np.int64)
-    mask = np.zeros((len(ids), longest), dtype=np.int64)
-    for row, r in enumerate(ids):
-        input_ids[row, : len(r)] = r
-        mask[row, : len(r)] = 1
-    pipeline.forward(Batch((), input_ids, mask))
+    pipeline.forward(from_rows(ids, pipeline.special.pad))
 
 
 def measure(

@@ -30,7 +30,16 @@ from transformers import AutoConfig, AutoModelForTokenClassification
 
 from ja_ner.batch import Batch, from_rows
 from ja_ner.errors import ConfigError
-from ja_ner.plan import ONNX_FILE, PROBE_BATCH, PROBE_TEXTS, Plan, ProbeResult
+from ja_ner.plan import (
+    ONNX_FILE,
+    PROBE_BATCH,
+    PROBE_TEXTS,
+    Plan,
+    ProbeResult,
+    cache_dir,
+    model_key,
+    pad_multiple_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +213,6 @@ def cached_onnx(model_dir: str | Path) -> Path:
     """The model's ONNX graph, exported once per model content into the cache folder (file-locked)."""
     import fcntl
 
-    from ja_ner.plan import cache_dir, model_key
-
     folder = cache_dir()
     if folder is None:
         raise ConfigError("no writable folder to export the ONNX graph into; set JA_NER_CACHE")
@@ -246,8 +253,6 @@ def probe(
     a load from other processes falls on all of them alike and their ratio stays fair.
     """
     from transformers import AutoTokenizer
-
-    from ja_ner.plan import pad_multiple_for
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     rows = tokenizer(list(PROBE_TEXTS))["input_ids"]
